@@ -1,0 +1,1 @@
+"""Sluice's control plane: reconciles Connector objects into runtime Deployments."""

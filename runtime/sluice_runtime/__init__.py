@@ -1,0 +1,1 @@
+"""Sluice's data plane: Kafka → filter → transform → window → HTTP function, with acks."""

@@ -1,0 +1,333 @@
+"""The Connector manifest as typed models: the one source of truth for the CRD schema, the
+operator's rendering and the runtime's configuration.
+
+Field names are camelCase in manifests (aliases) and snake_case in Python. Unknown fields
+are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from sluice_runtime.units import Duration, Quantity
+
+API_GROUP = "sluice.dev"
+API_VERSION = "v1alpha1"
+KIND = "Connector"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class SecretKeyRef(Model):
+    name: str = Field(min_length=1, description="Name of a Secret in the Connector's namespace.")
+    key: str = Field(min_length=1, description="Key inside the Secret.")
+
+
+class SecretRef(Model):
+    name: str = Field(min_length=1, description="Name of a Secret in the Connector's namespace.")
+
+
+class KafkaAuth(Model):
+    """SASL and TLS material, always by reference to a Secret.
+
+    The Secret's keys are read into the runtime's environment: ``username`` and ``password``
+    (SASL), ``ca.crt`` (TLS trust) and ``tls.crt`` / ``tls.key`` (mutual TLS); missing keys are
+    simply not used.
+    """
+
+    secret_ref: SecretRef
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "SASL_SSL"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = "SCRAM-SHA-512"
+
+
+class KafkaSource(Model):
+    bootstrap_servers: list[str] = Field(min_length=1, description="host:port of the brokers.")
+    topics: list[str] = Field(min_length=1, description="Topics to consume.")
+    consumer_group: str | None = Field(
+        default=None,
+        description="Consumer group; defaults to <namespace>.<name>. Immutable.",
+    )
+    initial_offset: Literal["earliest", "latest"] = Field(
+        default="latest", description="Where a new consumer group starts reading."
+    )
+    auth: KafkaAuth | None = None
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_topics(cls, topics: list[str]) -> list[str]:
+        if len(set(topics)) != len(topics):
+            raise ValueError("topics must not repeat")
+        return topics
+
+
+class Source(Model):
+    kafka: KafkaSource
+
+
+class Filter(Model):
+    """EventBridge-style event patterns over the record envelope."""
+
+    pattern: dict[str, Any] | None = Field(default=None, description="One event pattern.")
+    patterns: list[dict[str, Any]] | None = Field(
+        default=None, description="Several patterns; a record passes when any matches."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Filter:
+        if (self.pattern is None) == (self.patterns is None):
+            raise ValueError("set exactly one of filter.pattern or filter.patterns")
+        return self
+
+
+class Template(Model):
+    paths: dict[str, str] = Field(
+        default_factory=dict, description="Named JSONPath variables, used as <name>."
+    )
+    template: str = Field(description="JSON or text with <name> or <$.path> placeholders.")
+
+
+class Udf(Model):
+    """Python source defining ``handle_message(event, context)``."""
+
+    config_map_ref: SecretKeyRef | None = Field(
+        default=None, description="ConfigMap name and key holding the source (in the cluster)."
+    )
+    file: str | None = Field(default=None, description="Path of the source file (standalone).")
+    source: str | None = Field(default=None, description="The source inline.")
+    function: str = "handle_message"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Udf:
+        given = [x for x in (self.config_map_ref, self.file, self.source) if x is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of udf.configMapRef, udf.file or udf.source")
+        return self
+
+
+class Transform(Model):
+    json_path: str | None = Field(default=None, description="Select one part of the envelope.")
+    template: Template | None = None
+    udf: Udf | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Transform:
+        given = [x for x in (self.json_path, self.template, self.udf) if x is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of transform.jsonPath, .template or .udf")
+        return self
+
+
+class Window(Model):
+    """A batch closes on the first of maxMessages, maxInterval and maxBytes."""
+
+    max_messages: int = Field(default=100, ge=1, le=10000)
+    max_interval: Duration = Field(
+        default=0.0, description="0s delivers as soon as records are read."
+    )
+    max_bytes: Quantity = Field(default=6 * 2**20, ge=1)
+
+
+class SinkRef(Model):
+    api_version: str = "v1"
+    kind: str = "Service"
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+
+
+class BearerAuth(Model):
+    bearer_token_secret_ref: SecretKeyRef
+
+
+class Sink(Model):
+    uri: str | None = Field(default=None, description="HTTP(S) URL of the function.")
+    ref: SinkRef | None = Field(default=None, description="A Service or Knative Service.")
+    format: Literal["cloudevents-batch", "json-array", "cloudevents-binary"] = "cloudevents-batch"
+    timeout: Duration = 30.0
+    headers: dict[str, str] = Field(default_factory=dict, description="Static request headers.")
+    auth: BearerAuth | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _http_uri(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(("http://", "https://")):
+            raise ValueError(f"sink.uri must start with http:// or https://, got {uri!r}")
+        return uri
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Sink:
+        if (self.uri is None) == (self.ref is None):
+            raise ValueError("set exactly one of sink.uri or sink.ref")
+        return self
+
+
+class Retry(Model):
+    policy: Literal["exponential", "backoff", "none"] = "exponential"
+    max_attempts: int = Field(default=176, ge=1)
+    initial_delay: Duration = 1.0
+    max_delay: Duration = 512.0
+    max_retry_duration: Duration = 86400.0
+    backoff_min: Duration = Field(default=10.0, description="Lower bound for policy backoff.")
+    backoff_max: Duration = Field(default=20.0, description="Upper bound for policy backoff.")
+
+
+class KafkaDeadLetter(Model):
+    topic: str = Field(min_length=1)
+    bootstrap_servers: list[str] | None = Field(
+        default=None, description="Defaults to the source's brokers."
+    )
+
+
+class HttpDeadLetter(Model):
+    uri: str
+
+
+class DeadLetter(Model):
+    kafka: KafkaDeadLetter | None = None
+    http: HttpDeadLetter | None = None
+
+
+class RateLimit(Model):
+    requests_per_second: float = Field(gt=0, description="For the whole Connector.")
+
+
+class Delivery(Model):
+    ordering: Literal["ordered", "unordered", "key-ordered"] = "ordered"
+    max_in_flight: int = Field(
+        default=4, ge=1, le=256, description="Batches in flight per partition when not ordered."
+    )
+    retry: Retry = Field(default_factory=Retry)
+    error_tolerance: Literal["all", "none"] = "all"
+    dead_letter: DeadLetter | None = None
+    rate_limit: RateLimit | None = None
+
+
+class Scaling(Model):
+    mode: Literal["partitions", "lag"] = "partitions"
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int | None = Field(default=None, ge=1, description="Defaults to partitions.")
+    consumers_per_replica: int = Field(default=1, ge=1)
+    lag_threshold: int = Field(default=1000, ge=1, description="Records of lag per replica.")
+    activation_lag_threshold: int = Field(default=0, ge=0)
+    stabilization_window: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.max_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError("scaling.minReplicas must not exceed scaling.maxReplicas")
+        return self
+
+
+class Buffer(Model):
+    """Bounds on what a runtime holds in memory; a full partition is paused."""
+
+    max_records_per_partition: int = Field(default=10000, ge=1)
+    max_bytes_per_partition: Quantity = 16 * 2**20
+    max_bytes: Quantity = Field(default=128 * 2**20, description="Per process.")
+
+
+class Runtime(Model):
+    image: str | None = Field(default=None, description="Overrides the operator's default.")
+    resources: dict[str, Any] | None = Field(
+        default=None, description="Kubernetes resource requests and limits for each pod."
+    )
+    buffer: Buffer = Field(default_factory=Buffer)
+    trace_records: bool = Field(default=False, description="Log each record's fate.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ConnectorSpec(Model):
+    source: Source
+    filter: Filter | None = None
+    transform: Transform | None = None
+    window: Window = Field(default_factory=Window)
+    sink: Sink
+    delivery: Delivery = Field(default_factory=Delivery)
+    scaling: Scaling = Field(default_factory=Scaling)
+    runtime: Runtime = Field(default_factory=Runtime)
+    paused: bool = False
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ConnectorSpec:
+        if self.sink.format == "cloudevents-binary" and self.window.max_messages != 1:
+            raise ValueError("sink.format cloudevents-binary needs window.maxMessages: 1")
+        return self
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+
+
+class Connector(Model):
+    api_version: Literal["sluice.dev/v1alpha1"] = "sluice.dev/v1alpha1"
+    kind: Literal["Connector"] = "Connector"
+    metadata: Metadata
+    spec: ConnectorSpec
+    status: dict[str, Any] | None = None
+
+    @property
+    def consumer_group(self) -> str:
+        kafka = self.spec.source.kafka
+        return kafka.consumer_group or f"{self.metadata.namespace}.{self.metadata.name}"
+
+    @property
+    def source_uri(self) -> str:
+        """The CloudEvents ``source`` attribute of records from this Connector."""
+        return f"/namespaces/{self.metadata.namespace}/connectors/{self.metadata.name}"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be loaded; the message names the file and the fields."""
+
+
+def format_validation_error(error: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid Connector"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_connector(data: Any, origin: str = "<manifest>") -> Connector:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{origin}: a Connector manifest must be a mapping")
+    try:
+        return Connector.model_validate(data)
+    except ValidationError as error:
+        raise ManifestError(format_validation_error(error, origin)) from None
+
+
+def load_connector_file(path: str | Path) -> Connector:
+    """Load one Connector from a YAML or JSON file (the first Connector document in it)."""
+    path = Path(path)
+    try:
+        documents = list(yaml.safe_load_all(path.read_text()))
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{path}: not valid YAML: {error}") from None
+    connectors = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
+    if not connectors:
+        raise ManifestError(f"{path}: no document with kind: Connector")
+    return load_connector(connectors[0], str(path))

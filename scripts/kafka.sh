@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft) on loopback for tests and demos, from Maven
+# Central jars cached outside git.
+#
+#   scripts/kafka.sh fetch    resolve the jars (once)
+#   scripts/kafka.sh up       format storage if needed, start, wait until it serves metadata
+#   scripts/kafka.sh down     stop it
+#   scripts/kafka.sh status   say whether it runs
+#
+# Environment: SLUICE_KAFKA_PORT (default 19092), SLUICE_KAFKA_CONTROLLER_PORT (default port+1),
+# SLUICE_KAFKA_HEAP (default 768m).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+PORT="${SLUICE_KAFKA_PORT:-19092}"
+CTRL_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+HEAP="${SLUICE_KAFKA_HEAP:-768m}"
+POM="$SLUICE_ROOT/scripts/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
+LIBS="$SLUICE_TOOLS_CACHE/kafka-$KAFKA_VERSION/libs"
+DIR="$SLUICE_STATE/kafka"
+PIDFILE="$DIR/broker.pid"
+LOGFILE="$DIR/broker.log"
+
+jars_ok() {
+  [ -f "$LIBS/.complete" ] || return 1
+  # A jar that is not a valid zip means a corrupt cache.
+  for jar in "$LIBS"/kafka_2.13-*.jar "$LIBS"/kafka-clients-*.jar; do
+    [ -f "$jar" ] && unzip -tq "$jar" >/dev/null 2>&1 || return 1
+  done
+}
+
+cmd_fetch() {
+  jars_ok && return 0
+  if [ -d "$LIBS" ]; then
+    log "cached Kafka jars in $LIBS are incomplete or corrupt; fetching them again"
+    rm -rf "$LIBS"
+  fi
+  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless), or set SLUICE_TEST_KAFKA to use an existing broker"
+  need mvn "install Maven (Debian: apt-get install maven) to fetch the Kafka jars"
+  log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
+  mkdir -p "$LIBS"
+  mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIBS" \
+    >"$LIBS/../fetch.log" 2>&1 || die "fetching Kafka jars failed; see $LIBS/../fetch.log"
+  touch "$LIBS/.complete"
+  jars_ok || die "the fetched Kafka jars do not open; delete $LIBS and retry"
+}
+
+write_config() {
+  mkdir -p "$DIR/data"
+  cat >"$DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CTRL_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=104857600
+log.retention.hours=24
+EOF
+  cat >"$DIR/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $DIR/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = warn
+EOF
+}
+
+java_cmd() {
+  java -Xms256m "-Xmx$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*" "$@"
+}
+
+kafka_answers() {
+  # Kafka speaks a binary protocol; an ApiVersions request (key 18, v0) and its non-empty
+  # answer show the broker is serving, without needing a client library.
+  exec 3<>"/dev/tcp/127.0.0.1/$PORT" || return 1
+  printf '\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04sluc' >&3
+  local reply
+  reply="$(timeout 2 head -c 10 <&3 | od -An -tx1 | tr -d ' \n')" || true
+  exec 3<&- 3>&-
+  # Bytes 8-9 hold the error code; 0000 means the broker answered properly.
+  [ "${#reply}" -ge 20 ] && [ "${reply:16:4}" = "0000" ]
+}
+
+cmd_up() {
+  local pid
+  pid="$(read_pid "$PIDFILE")"
+  if pid_alive "$pid"; then
+    echo "Kafka is already running (pid $pid) on 127.0.0.1:$PORT; 'make kafka-down' stops it" >&2
+    return 0
+  fi
+  rm -f "$PIDFILE"
+  cmd_fetch
+  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
+  require_port_free "$PORT" "wanted for the Kafka listener" SLUICE_KAFKA_PORT
+  require_port_free "$CTRL_PORT" "wanted for the Kafka controller" SLUICE_KAFKA_CONTROLLER_PORT
+  write_config
+  if [ ! -f "$DIR/data/meta.properties" ]; then
+    log "formatting KRaft storage in $DIR/data"
+    java_cmd kafka.tools.StorageTool format --standalone -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
+      -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 ||
+      java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
+        -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 ||
+      die "formatting Kafka storage failed; see $DIR/format.log"
+  fi
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$PORT (log: $LOGFILE)"
+  setsid bash -c 'exec "$@"' _ java -Xms256m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*" \
+    kafka.Kafka "$DIR/server.properties" >"$LOGFILE" 2>&1 </dev/null &
+  echo $! >"$PIDFILE"
+  local rc=0
+  wait_until 90 "Kafka on 127.0.0.1:$PORT" "$PIDFILE" kafka_answers || rc=$?
+  if [ "$rc" = 2 ]; then
+    rm -f "$PIDFILE"
+    die "Kafka exited during start-up; last lines of $LOGFILE: $(tail -3 "$LOGFILE" "$DIR/server.log" 2>/dev/null | tr '\n' ' ')"
+  elif [ "$rc" != 0 ]; then
+    stop_pidfile "$PIDFILE" kafka
+    die "Kafka did not serve metadata within 90 s; see $LOGFILE and $DIR/server.log"
+  fi
+  echo "127.0.0.1:$PORT"
+}
+
+cmd_down() {
+  if pid_alive "$(read_pid "$PIDFILE")"; then
+    stop_pidfile "$PIDFILE" kafka
+  else
+    rm -f "$PIDFILE"
+    echo "Kafka is not running" >&2
+  fi
+}
+
+cmd_status() {
+  local pid
+  pid="$(read_pid "$PIDFILE")"
+  if pid_alive "$pid"; then
+    echo "Kafka running (pid $pid) on 127.0.0.1:$PORT"
+  else
+    echo "Kafka not running"
+    return 3
+  fi
+}
+
+case "${1:-}" in
+fetch) cmd_fetch ;;
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+clean)
+  cmd_down
+  rm -rf "$DIR"
+  ;;
+*)
+  echo "usage: $0 fetch|up|down|status|clean" >&2
+  exit 2
+  ;;
+esac
