@@ -1,0 +1,53 @@
+"""``compile_transform``: a Connector's transform spec into a per-record function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sluice_runtime.config import Transform
+from sluice_runtime.transform.context import TransformContext
+from sluice_runtime.transform.jsonpath import compile_jsonpath
+from sluice_runtime.transform.template import compile_template
+from sluice_runtime.transform.udf import compile_udf, load_udf_source
+
+RecordTransform = Callable[[dict[str, Any]], list[Any]]
+"""From the record envelope to the event data items to deliver: ``[]`` when a UDF drops
+the record, one item normally, several when a UDF fans out."""
+
+
+def compile_transform(
+    spec: Transform | None,
+    context: TransformContext,
+    udf_source: str | None = None,
+) -> RecordTransform:
+    """Compile ``spec`` once (TransformSpecError if it cannot be).
+
+    ``udf_source`` is the UDF's source when the caller has read it (from a ConfigMap or a
+    file); otherwise inline source is used, or ``udf.file`` is read.
+    The returned function raises RecordTransformError when one record fails.
+    """
+    if spec is None:
+        return _whole_envelope
+    if spec.json_path is not None:
+        select = compile_jsonpath(spec.json_path, "transform.jsonPath").select
+
+        def json_path(envelope: dict[str, Any]) -> list[Any]:
+            return [select(envelope)]
+
+        return json_path
+    if spec.template is not None:
+        render = compile_template(spec.template)
+
+        def template(envelope: dict[str, Any]) -> list[Any]:
+            return [render(envelope)]
+
+        return template
+    # The Transform model guarantees exactly one kind is set.
+    assert spec.udf is not None
+    source = udf_source if udf_source is not None else load_udf_source(spec.udf)
+    return compile_udf(source, spec.udf.function, context)
+
+
+def _whole_envelope(envelope: dict[str, Any]) -> list[Any]:
+    return [envelope]
