@@ -129,10 +129,181 @@ cmd_build() {
   binaries_ok || die "control-plane binaries in $BIN do not run; delete that folder and retry"
 }
 
+
+PKI="$DIR/pki"
+
+make_pki() {
+  [ -f "$PKI/.complete" ] && return 0
+  need openssl "install openssl (Debian: apt-get install openssl) to make the cluster's certificates"
+  rm -rf "$PKI"
+  mkdir -p "$PKI"
+  (
+    cd "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sluice-local-ca" \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=sluice-admin" \
+      -keyout admin.key -out admin.csr
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out admin.crt
+    openssl genrsa -out sa.key 2048
+    openssl rsa -in sa.key -pubout -out sa.pub
+  ) >"$DIR/pki.log" 2>&1 || die "making certificates failed; see $DIR/pki.log"
+  touch "$PKI/.complete"
+}
+
+write_kubeconfig() {
+  {
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "clusters:"
+    echo "- name: sluice-local"
+    echo "  cluster:"
+    echo "    server: https://127.0.0.1:$APISERVER_PORT"
+    echo "    certificate-authority: $PKI/ca.crt"
+    echo "users:"
+    echo "- name: sluice-admin"
+    echo "  user:"
+    echo "    client-certificate: $PKI/admin.crt"
+    echo "    client-key: $PKI/admin.key"
+    echo "contexts:"
+    echo "- name: sluice-local"
+    echo "  context: {cluster: sluice-local, user: sluice-admin}"
+    echo "current-context: sluice-local"
+  } >"$KUBECONFIG_PATH.tmp"
+  mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+}
+
+apiserver_ready() {
+  curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
+}
+
+etcd_ready() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'
+}
+
+start_daemon() {
+  # start_daemon NAME ARGS...: run detached in its own session, pid in $DIR/NAME.pid.
+  local name="$1"
+  shift
+  setsid "$@" >"$DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$DIR/$name.pid"
+}
+
+started_or_die() {
+  # started_or_die RC NAME
+  case "$1" in
+  0) ;;
+  2)
+    cmd_down_quiet
+    die "$2 exited during start-up; last lines of $DIR/$2.log: $(tail -3 "$DIR/$2.log" | tr '\n' ' ')"
+    ;;
+  *)
+    cmd_down_quiet
+    die "$2 did not become ready in time; see $DIR/$2.log"
+    ;;
+  esac
+}
+
+running_pids() {
+  local name pid
+  for name in kube-controller-manager kube-apiserver etcd; do
+    pid="$(read_pid "$DIR/$name.pid")"
+    if pid_alive "$pid"; then echo "$name:$pid"; fi
+  done
+}
+
+cmd_up() {
+  mkdir -p "$DIR"
+  if [ -n "$(running_pids)" ]; then
+    echo "the local cluster is already running ($(running_pids | tr '\n' ' ')); 'make cluster-down' stops it" >&2
+    echo "$KUBECONFIG_PATH"
+    return 0
+  fi
+  need curl "install curl (Debian: apt-get install curl)"
+  require_port_free "$ETCD_PORT" "wanted for etcd" SLUICE_ETCD_PORT
+  require_port_free "$ETCD_PEER_PORT" "wanted for etcd peers" SLUICE_ETCD_PORT
+  require_port_free "$APISERVER_PORT" "wanted for kube-apiserver" SLUICE_APISERVER_PORT
+  cmd_build
+  make_pki
+  # Each start is a fresh, empty cluster: tests own their state and nothing leaks between runs.
+  rm -rf "$DIR/etcd-data"
+  log "starting etcd on 127.0.0.1:$ETCD_PORT"
+  start_daemon etcd "$BIN/etcd" --data-dir "$DIR/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 2147483648
+  local rc=0
+  wait_until 60 "etcd" "$DIR/etcd.pid" etcd_ready || rc=$?
+  started_or_die "$rc" etcd
+  log "starting kube-apiserver $K8S_VERSION on 127.0.0.1:$APISERVER_PORT"
+  start_daemon kube-apiserver "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 127.0.0.1 \
+    --secure-port "$APISERVER_PORT" --cert-dir "$PKI" \
+    --tls-cert-file "$PKI/server.crt" --tls-private-key-file "$PKI/server.key" \
+    --client-ca-file "$PKI/ca.crt" --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
+    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none
+  rc=0
+  wait_until 120 "kube-apiserver" "$DIR/kube-apiserver.pid" apiserver_ready || rc=$?
+  started_or_die "$rc" kube-apiserver
+  write_kubeconfig
+  log "starting kube-controller-manager (garbage collection, Deployments to ReplicaSets)"
+  start_daemon kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" \
+    --authorization-kubeconfig "$KUBECONFIG_PATH" --bind-address 127.0.0.1 --secure-port 0 \
+    --leader-elect=false --use-service-account-credentials=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-csrsigning'
+  sleep 1
+  pid_alive "$(read_pid "$DIR/kube-controller-manager.pid")" ||
+    started_or_die 2 kube-controller-manager
+  echo "$KUBECONFIG_PATH"
+}
+
+cmd_down_quiet() {
+  local name
+  for name in kube-controller-manager kube-apiserver etcd; do
+    stop_pidfile "$DIR/$name.pid" "$name"
+  done
+}
+
+cmd_down() {
+  if [ -z "$(running_pids)" ]; then
+    echo "the local cluster is not running" >&2
+  fi
+  cmd_down_quiet
+}
+
+cmd_status() {
+  local pids
+  pids="$(running_pids)"
+  if [ -n "$pids" ]; then
+    echo "local cluster running ($(echo "$pids" | tr '\n' ' ')); kubeconfig: $KUBECONFIG_PATH"
+  else
+    echo "local cluster not running"
+    return 3
+  fi
+}
+
 case "${1:-}" in
 build) cmd_build ;;
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+clean)
+  cmd_down_quiet
+  rm -rf "$DIR"
+  ;;
 *)
-  echo "usage: $0 build|up|down|status" >&2
+  echo "usage: $0 build|up|down|status|clean" >&2
   exit 2
   ;;
 esac

@@ -106,13 +106,14 @@ cmd_up() {
   pid="$(read_pid "$PIDFILE")"
   if pid_alive "$pid"; then
     echo "Kafka is already running (pid $pid) on 127.0.0.1:$PORT; 'make kafka-down' stops it" >&2
+    echo "127.0.0.1:$PORT"
     return 0
   fi
   rm -f "$PIDFILE"
-  cmd_fetch
-  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
   require_port_free "$PORT" "wanted for the Kafka listener" SLUICE_KAFKA_PORT
   require_port_free "$CTRL_PORT" "wanted for the Kafka controller" SLUICE_KAFKA_CONTROLLER_PORT
+  cmd_fetch
+  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
   write_config
   if [ ! -f "$DIR/data/meta.properties" ]; then
     log "formatting KRaft storage in $DIR/data"

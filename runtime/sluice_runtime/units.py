@@ -45,7 +45,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(
-            f"invalid duration {value!r}: use a number with a unit (ms, s, m, h), e.g. '100ms', '10s', '5m'"
+            f"invalid duration {value!r}: use a number with a unit (ms, s, m, h), "
+            "e.g. '100ms', '10s', '5m'"
         )
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 

@@ -1,0 +1,112 @@
+"""Shared fixtures: a real Kafka broker and a real Kubernetes API server.
+
+Both are started on first use (session scope) by the project's scripts and stopped at the
+end, unless they were already running or the environment names existing ones:
+
+- ``SLUICE_TEST_KAFKA``: bootstrap address of a broker to use instead (nothing is started);
+- ``SLUICE_TEST_KUBECONFIG``: kubeconfig of a cluster to use instead (nothing is started).
+
+Each test gets its own topics and its own namespace, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+SCRIPTS = ROOT / "scripts"
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPTS / name), *args], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+def _start(name: str, what: str) -> tuple[str, bool]:
+    """Start a local service with its script; returns (its address, whether we started it)."""
+    was_running = _script(name, "status").returncode == 0
+    result = _script(name, "up")
+    if result.returncode != 0:
+        pytest.fail(f"could not start {what}: {result.stderr.strip()}", pytrace=False)
+    return result.stdout.strip().splitlines()[-1], not was_running
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker."""
+    external = os.environ.get("SLUICE_TEST_KAFKA")
+    if external:
+        yield external
+        return
+    address, started = _start("kafka.sh", "the local Kafka broker")
+    yield address
+    if started:
+        _script("kafka.sh", "down")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[str]:
+    """Path of a kubeconfig for a real Kubernetes API server."""
+    external = os.environ.get("SLUICE_TEST_KUBECONFIG")
+    if external:
+        yield external
+        return
+    path, started = _start("cluster.sh", "the local Kubernetes control plane")
+    yield path
+    if started:
+        _script("cluster.sh", "down")
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Create fresh topics for one test; they are deleted afterwards."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    created: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = unique_name(prefix)
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for future in admin.delete_topics(created).values():
+            future.exception(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig: str) -> object:
+    """A configured ``kubernetes.client.ApiClient`` for the test cluster."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture
+def namespace(kube_api: object) -> Iterator[str]:
+    """A fresh namespace for one test (deleted afterwards; the local controller-manager
+    finishes the deletion)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)  # type: ignore[arg-type]
+    name = unique_name("test")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)

@@ -1,0 +1,126 @@
+"""The ``sluice`` command: operator, runtime and offline tools in one entry point.
+
+Subcommands import what they need lazily, so ``sluice run`` starts without loading the
+operator's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sluice_runtime.app import Runtime
+    from sluice_runtime.config import ManifestError, load_connector_file
+    from sluice_runtime.logs import setup_logging
+    from sluice_runtime.processors import SpecError
+
+    try:
+        connector = load_connector_file(args.file)
+    except ManifestError as error:
+        print(error, file=sys.stderr)
+        return 2
+    setup_logging(connector.spec.runtime.log_level, json=not args.plain_logs)
+    if connector.spec.runtime.trace_records or args.trace:
+        connector = connector.model_copy(
+            update={
+                "spec": connector.spec.model_copy(
+                    update={
+                        "runtime": connector.spec.runtime.model_copy(update={"trace_records": True})
+                    }
+                )
+            }
+        )
+    if connector.spec.sink.uri is None and args.sink_uri is None:
+        print(
+            f"{args.file}: spec.sink.ref needs the operator to resolve it; in standalone mode "
+            "set spec.sink.uri or pass --sink-uri",
+            file=sys.stderr,
+        )
+        return 2
+    runtime = Runtime(
+        connector,
+        base_dir=Path(args.file).resolve().parent,
+        metrics_port=args.metrics_port,
+        grace=args.grace,
+        sink_uri=args.sink_uri,
+    )
+    try:
+        asyncio.run(runtime.run())
+    except SpecError as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _test_pattern(args: argparse.Namespace) -> int:
+    from sluice_runtime.patterns import run_test_pattern
+
+    return run_test_pattern(args.pattern, args.event)
+
+
+def _test_transform(args: argparse.Namespace) -> int:
+    from sluice_runtime.transform import run_test_transform
+
+    return run_test_transform(args.file, args.event)
+
+
+def _not_yet(name: str) -> int:
+    print(f"sluice {name}: not implemented yet", file=sys.stderr)
+    return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluice", description="Connect Kafka topics to serverless functions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the data plane for one Connector manifest")
+    run.add_argument("-f", "--file", required=True, help="Connector manifest (YAML or JSON)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="port for /metrics, /healthz and /readyz (default 9090)",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=25.0,
+        help="seconds to deliver buffered records on shutdown (default 25)",
+    )
+    run.add_argument("--sink-uri", help="override spec.sink (the operator passes the resolved ref)")
+    run.add_argument("--trace", action="store_true", help="log each record's fate")
+    run.add_argument("--plain-logs", action="store_true", help="human-readable logs, not JSON")
+    run.set_defaults(handler=_run)
+
+    pattern = sub.add_parser("test-pattern", help="does an event match an event pattern?")
+    pattern.add_argument("--pattern", required=True, help="pattern JSON, or @file")
+    pattern.add_argument("--event", required=True, help="event JSON, or @file")
+    pattern.set_defaults(handler=_test_pattern)
+
+    transform = sub.add_parser(
+        "test-transform", help="what the function would receive for one record"
+    )
+    transform.add_argument("-f", "--file", required=True, help="Connector manifest")
+    transform.add_argument("--event", required=True, help="record envelope JSON, or @file")
+    transform.set_defaults(handler=_test_transform)
+
+    for name, text in [
+        ("operator", "run the operator"),
+        ("validate", "check Connector manifests offline"),
+        ("crd", "print the Connector CRD"),
+    ]:
+        stub = sub.add_parser(name, help=text)
+        stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+        stub.set_defaults(handler=lambda _args, n=name: _not_yet(n))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))

@@ -1,0 +1,134 @@
+"""Prometheus metrics of one runtime process (DESIGN.md section 7), plus the small HTTP
+server that exposes them with ``/healthz`` and ``/readyz``.
+
+Metrics live in their own registry so several runtimes can share a test process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "sluice_consumed", "Records read from Kafka.", ["topic"], registry=r
+        )
+        self.filtered = Counter(
+            "sluice_filtered", "Records dropped by the filter or a UDF.", registry=r
+        )
+        self.delivered = Counter("sluice_delivered", "Events the function accepted.", registry=r)
+        self.dead_lettered = Counter(
+            "sluice_dead_lettered",
+            "Records written to the dead-letter queue.",
+            ["stage"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "sluice_dropped",
+            "Failed records dropped (errorTolerance all, no DLQ).",
+            ["stage"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "sluice_retries", "Delivery retries by reason.", ["reason"], registry=r
+        )
+        self.batches = Counter(
+            "sluice_batches", "Batches closed, by trigger.", ["trigger"], registry=r
+        )
+        self.batch_size = Histogram(
+            "sluice_batch_size", "Events per batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.request_duration = Histogram(
+            "sluice_delivery_duration_seconds",
+            "Duration of one HTTP request to the function.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "sluice_end_to_end_latency_seconds",
+            "Record timestamp to acknowledgement.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("sluice_in_flight_batches", "Batches being delivered.", registry=r)
+        self.buffered = Gauge("sluice_buffered_records", "Records held in memory.", registry=r)
+        self.buffered_bytes = Gauge("sluice_buffered_bytes", "Bytes held in memory.", registry=r)
+        self.paused = Gauge(
+            "sluice_paused_partitions", "Partitions paused by backpressure.", registry=r
+        )
+        self.blocked_partitions = Gauge(
+            "sluice_blocked_partitions", "Partitions blocked by errorTolerance none.", registry=r
+        )
+        self.concurrency_limit = Gauge(
+            "sluice_concurrency_limit", "Requests allowed in flight (AIMD).", registry=r
+        )
+        self.rate_limited_waits = Counter(
+            "sluice_rate_limited_waits", "Requests that waited for the rate limit.", registry=r
+        )
+        self.lag = Gauge(
+            "sluice_lag", "Records behind the partition's end.", ["topic", "partition"], registry=r
+        )
+        self.committed = Gauge(
+            "sluice_committed_offset",
+            "Last offset stored for commit.",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class HealthServer:
+    """Serves /metrics, /healthz (the process is alive) and /readyz (it consumes)."""
+
+    def __init__(self, metrics: Metrics, port: int, ready: Callable[[], bool]) -> None:
+        server_metrics, is_ready = metrics, ready
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.startswith("/metrics"):
+                    self._answer(200, server_metrics.render(), CONTENT_TYPE_LATEST)
+                elif self.path == "/healthz":
+                    self._answer(200, b"ok\n", "text/plain")
+                elif self.path == "/readyz":
+                    ok = is_ready()
+                    self._answer(
+                        200 if ok else 503, b"ok\n" if ok else b"not ready\n", "text/plain"
+                    )
+                else:
+                    self._answer(404, b"not found\n", "text/plain")
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # probes every few seconds would drown the real logs
+
+        self._server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="health"
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

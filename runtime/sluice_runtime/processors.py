@@ -1,0 +1,92 @@
+"""The one seam between the pipeline and record processing: decode → filter → transform.
+
+``build_processor`` compiles the Connector's filter and transform once; the returned
+function maps a record to what should be delivered for it. Everything that can go wrong
+with one record is reported as a :class:`RecordFailure` with its stage, never raised past
+the lane, so one bad record cannot stop a partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sluice_runtime.config import Connector
+from sluice_runtime.envelope import Record, build_envelope
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    stage: str  # decode | filter | transform | deliver
+    reason: str
+    status: int | None = None
+    attempts: int = 0
+
+
+Processed = list[Any] | RecordFailure
+"""Event data items to deliver ([] = filtered out or dropped by a UDF), or a failure."""
+
+Processor = Callable[[Record], Processed]
+
+
+class SpecError(ValueError):
+    """A filter or transform in the spec that does not compile; names the field."""
+
+
+def build_processor(connector: Connector, base_dir: Path | None = None) -> Processor:
+    from sluice_runtime.patterns import PatternError, compile_pattern, compile_patterns
+    from sluice_runtime.transform import (
+        RecordTransformError,
+        TransformContext,
+        TransformSpecError,
+        compile_transform,
+        load_udf_source,
+    )
+
+    spec = connector.spec
+    matches: Callable[[Any], bool] | None = None
+    try:
+        if spec.filter is not None and spec.filter.pattern is not None:
+            matches = compile_pattern(spec.filter.pattern, "spec.filter.pattern")
+        elif spec.filter is not None and spec.filter.patterns is not None:
+            matches = compile_patterns(spec.filter.patterns, "spec.filter.patterns")
+    except PatternError as error:
+        raise SpecError(str(error)) from None
+
+    transform: Callable[[dict[str, Any]], list[Any]] | None = None
+    if spec.transform is not None:
+        try:
+            udf_source = (
+                load_udf_source(spec.transform.udf, base_dir) if spec.transform.udf else None
+            )
+            transform = compile_transform(
+                spec.transform,
+                TransformContext(connector.metadata.name, connector.metadata.namespace),
+                udf_source,
+            )
+        except TransformSpecError as error:
+            raise SpecError(str(error)) from None
+
+    def process(record: Record) -> Processed:
+        try:
+            envelope = build_envelope(record)
+        except Exception as error:  # decoding must never take the process down
+            return RecordFailure("decode", f"{type(error).__name__}: {error}")
+        if matches is not None:
+            try:
+                if not matches(envelope):
+                    return []
+            except Exception as error:
+                return RecordFailure("filter", f"{type(error).__name__}: {error}")
+        if transform is None:
+            return [envelope]
+        try:
+            return transform(envelope)
+        except RecordTransformError as error:
+            return RecordFailure("transform", error.reason)
+        except Exception as error:
+            return RecordFailure("transform", f"{type(error).__name__}: {error}")
+
+    return process

@@ -1,0 +1,114 @@
+"""The HTTP sink: one request per batch, and a verdict the delivery loop can act on.
+
+The sink does not retry; it classifies. Retryable: connection errors, timeouts, 408, 429
+and 5xx (with ``Retry-After`` read). A 2xx answer may name failed items with the Lambda
+contract ``{"batchItemFailures": [{"itemIdentifier": "<event id>"}]}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from time import time
+
+import httpx
+import orjson
+
+from sluice_runtime.config import Connector
+from sluice_runtime.payload import build_request
+from sluice_runtime.window import Item
+
+RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+BEARER_TOKEN_ENV = "SLUICE_SINK_BEARER_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool
+    status: int | None  # None when no HTTP answer came back
+    reason: str = ""
+    retryable: bool = False
+    retry_after: float | None = None
+    failed_ids: frozenset[str] = field(default_factory=frozenset)  # partial failure of a 2xx
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _failed_ids(response: httpx.Response) -> frozenset[str]:
+    if not response.content or "json" not in response.headers.get("content-type", "json"):
+        return frozenset()
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return frozenset()
+    if not isinstance(body, dict) or not isinstance(body.get("batchItemFailures"), list):
+        return frozenset()
+    return frozenset(
+        str(entry["itemIdentifier"])
+        for entry in body["batchItemFailures"]
+        if isinstance(entry, dict) and "itemIdentifier" in entry
+    )
+
+
+class HttpSink:
+    def __init__(self, connector: Connector, uri: str | None = None, concurrency: int = 64):
+        spec = connector.spec.sink
+        self.uri = uri or spec.uri or ""
+        self.format = spec.format
+        self.source = connector.source_uri
+        headers = dict(spec.headers)
+        if spec.auth is not None:
+            # The token comes from a Secret through the environment; it is never logged.
+            token = os.environ.get(BEARER_TOKEN_ENV, "")
+            if token:
+                headers["authorization"] = f"Bearer {token}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(spec.timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+
+    async def send(self, items: Sequence[Item]) -> SendResult:
+        request = build_request(items, self.format, self.source)
+        try:
+            response = await self._client.post(
+                self.uri, content=request.body, headers=request.headers
+            )
+        except httpx.TimeoutException as error:
+            return SendResult(False, None, f"timeout: {type(error).__name__}", retryable=True)
+        except httpx.TransportError as error:
+            return SendResult(False, None, f"connection: {error!s}"[:200], retryable=True)
+        status = response.status_code
+        if 200 <= status < 300:
+            failed = _failed_ids(response)
+            if failed:
+                return SendResult(
+                    False, status, "partial batch failure", retryable=True, failed_ids=failed
+                )
+            return SendResult(True, status)
+        reason = f"HTTP {status}: {response.text[:200]}".strip()
+        if status in RETRYABLE_STATUS:
+            return SendResult(
+                False,
+                status,
+                reason,
+                retryable=True,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        return SendResult(False, status, reason)
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,270 @@
+"""The Kafka side: one consumer in the group, polled on its own thread.
+
+librdkafka's calls block, so the consumer lives on a thread that hands records to the event
+loop. Rebalance callbacks run on that thread too; a revoke waits (bounded) until the lanes
+of the revoked partitions have drained and committed, so their records are not delivered
+twice by the next owner. Offsets are stored only by the lanes (``enable.auto.offset.store``
+off) and committed periodically by librdkafka, and synchronously on revoke and close.
+
+The consumer keeps polling while partitions are paused, so a slow function never costs the
+group membership (``max.poll.interval.ms`` is about poll calls, not deliveries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+
+from sluice_runtime.config import Connector, KafkaAuth
+from sluice_runtime.envelope import Record
+
+log = logging.getLogger("sluice.source")
+
+POLL_BATCH = 2000
+LAG_INTERVAL = 5.0
+
+# Environment variables the operator fills from the auth Secret (never from the manifest).
+AUTH_ENV = {
+    "sasl.username": "SLUICE_KAFKA_USERNAME",
+    "sasl.password": "SLUICE_KAFKA_PASSWORD",
+    "ssl.ca.pem": "SLUICE_KAFKA_CA_PEM",
+    "ssl.certificate.pem": "SLUICE_KAFKA_CERT_PEM",
+    "ssl.key.pem": "SLUICE_KAFKA_KEY_PEM",
+}
+
+
+def kafka_auth_settings(auth: KafkaAuth | None) -> dict[str, str]:
+    if auth is None:
+        return {}
+    settings: dict[str, str] = {"security.protocol": auth.security_protocol}
+    if auth.security_protocol.startswith("SASL") and auth.sasl_mechanism:
+        settings["sasl.mechanism"] = auth.sasl_mechanism
+    for key, env in AUTH_ENV.items():
+        if os.environ.get(env):
+            settings[key] = os.environ[env]
+    return settings
+
+
+def consumer_settings(connector: Connector, client_id: str) -> dict[str, Any]:
+    kafka = connector.spec.source.kafka
+    return {
+        "bootstrap.servers": ",".join(kafka.bootstrap_servers),
+        "group.id": connector.consumer_group,
+        "client.id": client_id,
+        "auto.offset.reset": kafka.initial_offset,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": 1000,
+        # The default 1 s backoff after the local queue fills stalls a busy consumer.
+        "fetch.queue.backoff.ms": 10,
+        "fetch.wait.max.ms": 100,
+        "queued.max.messages.kbytes": 16384,
+        "session.timeout.ms": 45000,
+        "max.poll.interval.ms": 300000,
+        "enable.partition.eof": False,
+        **kafka_auth_settings(kafka.auth),
+    }
+
+
+class KafkaSource:
+    """One group member. ``on_records`` etc. are called on the event loop's thread."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        index: int,
+        loop: asyncio.AbstractEventLoop,
+        on_records: Callable[[KafkaSource, list[Record]], None],
+        on_assign: Callable[[KafkaSource, list[tuple[str, int]]], None],
+        on_revoke: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
+        on_lost: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
+        revoke_timeout: float,
+        on_lag: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.connector = connector
+        self.loop = loop
+        self._on_records, self._on_assign = on_records, on_assign
+        self._on_revoke, self._on_lost = on_revoke, on_lost
+        self._on_lag = on_lag
+        self.revoke_timeout = revoke_timeout
+        client_id = f"sluice-{os.environ.get('HOSTNAME', 'local')}-{index}"
+        self.consumer = Consumer(consumer_settings(connector, client_id), logger=log)
+        self.stored: dict[tuple[str, int], int] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self._to_store: dict[tuple[str, int], int] = {}
+        self._commands: deque[tuple[str, int, bool]] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"kafka-{index}", daemon=True)
+        self.closed = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling, commit what was stored and leave the group (returns at once)."""
+        self._stop.set()
+
+    # Called from the loop thread. librdkafka calls made there while this consumer's thread
+    # sits in consume() deadlock on the GIL, so they are handed over and run by the poll
+    # thread between two consume() calls (within 100 ms).
+    def store(self, topic: str, partition: int, next_offset: int) -> None:
+        self.stored[(topic, partition)] = next_offset
+        self._to_store[(topic, partition)] = next_offset
+
+    def set_paused(self, topic: str, partition: int, paused: bool) -> None:
+        self._commands.append((topic, partition, paused))
+
+    def _apply_handovers(self) -> None:
+        while self._commands:
+            topic, partition, paused = self._commands.popleft()
+            if (topic, partition) not in self.assigned:
+                continue
+            tp = [TopicPartition(topic, partition)]
+            try:
+                self.consumer.pause(tp) if paused else self.consumer.resume(tp)
+            except KafkaException as error:
+                log.debug("Could not (un)pause %s-%d: %s", topic, partition, error)
+        if self._to_store:
+            pending, self._to_store = self._to_store, {}
+            offsets = [
+                TopicPartition(t, p, o) for (t, p), o in pending.items() if (t, p) in self.assigned
+            ]
+            if offsets:
+                try:
+                    self.consumer.store_offsets(offsets=offsets)
+                except KafkaException as error:
+                    # Revoked meanwhile; the new owner re-reads from the last commit.
+                    log.debug("Could not store offsets: %s", error)
+
+    def _run(self) -> None:
+        kafka = self.connector.spec.source.kafka
+        self.consumer.subscribe(
+            kafka.topics,
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+        )
+        next_lag = time.monotonic() + LAG_INTERVAL
+        try:
+            while not self._stop.is_set():
+                self._apply_handovers()
+                try:
+                    messages = self.consumer.consume(POLL_BATCH, 0.1)
+                except KafkaException as error:
+                    log.error("Kafka consume failed: %s", error)
+                    time.sleep(1)
+                    continue
+                if messages:
+                    records = _records(messages)
+                    if records:
+                        self.loop.call_soon_threadsafe(self._on_records, self, records)
+                if self._on_lag is not None and time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + LAG_INTERVAL
+                    self._report_lag()
+        finally:
+            self._apply_handovers()
+            self._commit(list(self.assigned))
+            try:
+                self.consumer.close()  # leaves the group, which rebalances at once
+            except KafkaException as error:
+                log.warning("Kafka consumer close failed: %s", error)
+            self.closed.set()
+
+    def _tuples(self, partitions: list[TopicPartition]) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in partitions]
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = self._tuples(partitions)
+        self.assigned.update(tps)
+        log.info("Assigned partitions %s", ", ".join(f"{t}-{p}" for t, p in tps) or "none")
+        self.loop.call_soon_threadsafe(self._on_assign, self, tps)
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = self._tuples(partitions)
+        if not tps:
+            return
+        log.info("Revoking partitions %s", ", ".join(f"{t}-{p}" for t, p in tps))
+        self._wait(self._on_revoke(self, tps))
+        self._apply_handovers()
+        self._commit(tps)
+        self.assigned.difference_update(tps)
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = self._tuples(partitions)
+        log.warning(
+            "Lost partitions %s; their in-flight records will be read again",
+            ", ".join(f"{t}-{p}" for t, p in tps),
+        )
+        self._wait(self._on_lost(self, tps))
+        self.assigned.difference_update(tps)
+        for tp in tps:
+            self.stored.pop(tp, None)
+
+    def _wait(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            future.result(self.revoke_timeout + 5)
+        except FutureTimeout:
+            log.error("Lanes did not drain within %.0fs during a rebalance", self.revoke_timeout)
+
+    def _commit(self, tps: list[tuple[str, int]]) -> None:
+        offsets = [
+            TopicPartition(t, p, self.stored[(t, p)]) for t, p in tps if (t, p) in self.stored
+        ]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+            log.info(
+                "Committed %s", ", ".join(f"{o.topic}-{o.partition}@{o.offset}" for o in offsets)
+            )
+        except KafkaException as error:
+            log.error("Synchronous commit failed: %s", error)
+
+    def _report_lag(self) -> None:
+        assert self._on_lag is not None
+        for topic, partition in list(self.assigned):
+            try:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            position = self.stored.get((topic, partition))
+            if high is None or high < 0 or position is None or position == OFFSET_INVALID:
+                continue
+            self.loop.call_soon_threadsafe(self._on_lag, topic, partition, max(0, high - position))
+
+
+def _records(messages: list[Message]) -> list[Record]:
+    records: list[Record] = []
+    for message in messages:
+        if message.error() is not None:
+            log.warning("Kafka reported: %s", message.error())
+            continue
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            continue
+        headers = message.headers()
+        records.append(
+            Record(
+                topic,
+                partition,
+                offset,
+                message.timestamp()[1],
+                message.key(),
+                message.value(),
+                headers if isinstance(headers, list) else [],  # type: ignore[arg-type]
+            )
+        )
+    return records
