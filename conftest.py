@@ -76,9 +76,10 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created: list[str] = []
 
-    def make(partitions: int = 1, prefix: str = "t") -> str:
+    def make(partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None) -> str:
         name = unique_name(prefix)
-        futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
+        topic = NewTopic(name, num_partitions=partitions, config=config or {})
+        futures = admin.create_topics([topic])
         futures[name].result(timeout=30)
         created.append(name)
         return name

@@ -264,6 +264,12 @@ class ConnectorSpec(Model):
     scaling: Scaling = Field(default_factory=Scaling)
     runtime: Runtime = Field(default_factory=Runtime)
     paused: bool = False
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Written through the scale subresource (kubectl scale, an HPA or KEDA); "
+        "when set it replaces the scaling rule.",
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> ConnectorSpec:

@@ -258,6 +258,14 @@ class Lane:
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
+        log.info(
+            "%s partition %s-%d (%d records, %d bytes buffered)",
+            "Paused" if paused else "Resumed",
+            self.topic,
+            self.partition,
+            self.buffered_records,
+            self.buffered_bytes,
+        )
         self.services.metrics.paused.inc() if paused else self.services.metrics.paused.dec()
         self.services.set_paused(self.topic, self.partition, paused)
 

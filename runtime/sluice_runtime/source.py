@@ -68,7 +68,9 @@ def consumer_settings(connector: Connector, client_id: str) -> dict[str, Any]:
         # The default 1 s backoff after the local queue fills stalls a busy consumer.
         "fetch.queue.backoff.ms": 10,
         "fetch.wait.max.ms": 100,
-        "queued.max.messages.kbytes": 16384,
+        # Bound what librdkafka prefetches: the lanes' own buffers are what should fill.
+        "queued.max.messages.kbytes": 8192,
+        "fetch.max.bytes": 8 * 2**20,
         "session.timeout.ms": 45000,
         "max.poll.interval.ms": 300000,
         "enable.partition.eof": False,
