@@ -25,7 +25,6 @@ def coordinates(event: dict[str, Any]) -> tuple[int, int, str]:
 def keyed_topic(kafka_bootstrap: str) -> str:
     """One topic with 100 000 keyed records over 8 partitions, shared by the order tests."""
     from confluent_kafka.admin import AdminClient, NewTopic
-
     from conftest import unique_name
 
     name = unique_name("keyed")
