@@ -20,11 +20,13 @@ from sluice_runtime.processors import RecordFailure
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.retry import RetrySchedule
 from sluice_runtime.sink import SendResult
+from sluice_runtime.units import format_duration
 from sluice_runtime.window import Item
 
 log = logging.getLogger("sluice.delivery")
 
 Send = Callable[[Sequence[Item]], Awaitable[SendResult]]
+Delivered = Callable[[list[Item]], None]
 
 
 class Stopping(Exception):
@@ -45,9 +47,15 @@ class Deliverer:
         if self.schedule is None:
             self.schedule = RetrySchedule(self.delivery.retry)
 
-    async def deliver(self, items: Sequence[Item]) -> list[tuple[Item, RecordFailure]]:
-        """Deliver in order; returns the items that failed for good, with why."""
-        pending, last = await self._attempt_with_retries(items)
+    async def deliver(
+        self, items: Sequence[Item], on_delivered: Delivered
+    ) -> list[tuple[Item, RecordFailure]]:
+        """Deliver in order; returns the items that failed for good, with why.
+
+        ``on_delivered`` is told as soon as some items went through, so a partition blocked
+        on one record still commits everything before it.
+        """
+        pending, last = await self._attempt_with_retries(items, on_delivered)
         if not pending:
             return []
         assert last is not None
@@ -56,18 +64,19 @@ class Deliverer:
         # unavailable function would only multiply the waiting.
         if len(pending) > 1 and (not last.retryable or last.failed_ids):
             middle = len(pending) // 2
-            failures = await self.deliver(pending[:middle])
-            failures += await self.deliver(pending[middle:])
+            failures = await self.deliver(pending[:middle], on_delivered)
+            failures += await self.deliver(pending[middle:], on_delivered)
             return failures
         if self.delivery.error_tolerance == "none":
             await self._block_until_delivered(pending)
+            on_delivered(pending)
             return []
         attempts = self._attempts
         failure = RecordFailure("deliver", last.reason, last.status, attempts)
         return [(item, failure) for item in pending]
 
     async def _attempt_with_retries(
-        self, items: Sequence[Item]
+        self, items: Sequence[Item], on_delivered: Delivered
     ) -> tuple[list[Item], SendResult | None]:
         assert self.schedule is not None
         pending = list(items)
@@ -78,11 +87,16 @@ class Deliverer:
             result = await self._send(pending)
             if result.ok:
                 self._attempts = attempts
+                on_delivered(pending)
                 return [], result
             if result.failed_ids:
                 named = [item for item in pending if item.event_id in result.failed_ids]
                 # An answer naming no item we sent is treated as a failure of all of them.
-                pending = named or pending
+                if named:
+                    on_delivered(
+                        [item for item in pending if item.event_id not in result.failed_ids]
+                    )
+                    pending = named
             self.metrics.retries.labels(reason=_reason_label(result)).inc()
             delay = (
                 self.schedule.next_delay(attempts, self.clock() - started, result.retry_after)
@@ -101,9 +115,9 @@ class Deliverer:
         try:
             while True:
                 log.warning(
-                    "Delivery blocked at %s (errorTolerance none); retrying in %.0fs",
+                    "Delivery blocked at %s (errorTolerance none); retrying in %s",
                     first.event_id,
-                    self.delivery.retry.max_delay,
+                    format_duration(self.delivery.retry.max_delay),
                 )
                 await self._sleep(self.delivery.retry.max_delay)
                 result = await self._send(items)

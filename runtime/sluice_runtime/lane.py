@@ -129,9 +129,9 @@ class Slot:
         services = self.lane.services
         services.metrics.in_flight.inc()
         try:
-            failures = await services.deliverer.deliver(batch.items)
+            failures = await services.deliverer.deliver(batch.items, self._delivered)
         except Stopping:
-            return  # not acknowledged: it will be read again after restart
+            return  # what was not acknowledged is read again after restart
         finally:
             services.metrics.in_flight.dec()
         # A record fails once, however many of its events failed.
@@ -140,9 +140,11 @@ class Slot:
             failed.setdefault(item.record.offset, (item.record, failure))
         for record, failure in failed.values():
             await self.lane.fail(record, failure)
-        delivered = [item for item in batch.items if item.record.offset not in failed]
-        services.metrics.delivered.inc(len(delivered))
-        for item in delivered:
+
+    def _delivered(self, items: list[Item]) -> None:
+        services = self.lane.services
+        services.metrics.delivered.inc(len(items))
+        for item in items:
             if services.trace_records:
                 trace.info("delivered", extra={"record": item.event_id})
             self.lane.finish(item.record, 1)
