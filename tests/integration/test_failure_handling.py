@@ -176,7 +176,6 @@ def test_unwritable_dead_letter_queue_blocks_instead_of_committing(
     kafka_bootstrap: str, make_topic: Callable[..., str]
 ) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
-
     from conftest import unique_name
 
     topic = make_topic()
