@@ -67,7 +67,8 @@ def build_processor(connector: Connector, base_dir: Path | None = None) -> Proce
                 udf_source,
             )
         except TransformSpecError as error:
-            raise SpecError(str(error)) from None
+            text = str(error)  # name the field from the manifest's root, as patterns do
+            raise SpecError(text if text.startswith("spec.") else f"spec.{text}") from None
 
     def process(record: Record) -> Processed:
         try:

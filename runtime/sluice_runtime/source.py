@@ -167,7 +167,7 @@ class KafkaSource:
                     time.sleep(1)
                     continue
                 if messages:
-                    records = _records(messages)
+                    records = records_from_messages(messages)
                     if records:
                         self.loop.call_soon_threadsafe(self._on_records, self, records)
                 if self._on_lag is not None and time.monotonic() >= next_lag:
@@ -248,7 +248,7 @@ class KafkaSource:
             self.loop.call_soon_threadsafe(self._on_lag, topic, partition, max(0, high - position))
 
 
-def _records(messages: list[Message]) -> list[Record]:
+def records_from_messages(messages: list[Message]) -> list[Record]:
     records: list[Record] = []
     for message in messages:
         if message.error() is not None:

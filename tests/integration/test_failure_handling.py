@@ -246,3 +246,55 @@ def test_throttling_slows_requests_and_recovers(
             throttle["on"] = False
             wait_for(lambda: function.event_count >= 3_000, 60, "recovery")
             assert runtime.runtime.metrics.concurrency_limit._value.get() > 1
+
+
+def test_redrive_returns_dead_letters_to_the_fixed_function(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import yaml
+
+    from sluice_runtime.redrive import run_redrive
+
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    records = [(None, f'{{"i": {i}}}') for i in range(10)]
+    records[3] = (None, '{"i": 3, "poison": true}')
+    records[7] = (None, '{"i": 7, "poison": true}')
+    produce(kafka_bootstrap, topic, records)
+    fixed = {"yes": False}
+
+    def reject_until_fixed(events: list[Any]) -> tuple[int, dict[str, str], bytes] | None:
+        return None if fixed["yes"] or not poison(events) else (400, {}, b"bad")
+
+    with ThreadedFunctionServer(behaviour=reject_until_fixed) as function:
+        manifest = connector_manifest(
+            "redrive",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 10, "maxInterval": "50ms"},
+            delivery={"retry": FAST_RETRY, "deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        with RuntimeThread(manifest) as runtime:
+            group = runtime.connector.consumer_group
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 10},
+                30,
+                "the poison records dead-lettered",
+            )
+        assert function.event_count == 8
+
+        fixed["yes"] = True
+        path = tmp_path / "connector.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        assert run_redrive(str(path), None, None) == 0
+        report = capsys.readouterr().out
+        assert '"delivered": 2' in report
+        assert '"failedAgain": 0' in report
+        redriven = function.events()[8:]
+    assert [e["id"] for e in redriven] == [f"{topic}-0-3", f"{topic}-0-7"]
+    assert [e["data"]["value"]["i"] for e in redriven] == [3, 7]
+    # Nothing was removed: the dead-letter topic still holds both.
+    assert len(read_all(kafka_bootstrap, dlq, 2)) == 2
