@@ -31,13 +31,23 @@ class Request:
     headers: dict[str, str]
 
 
+_time_cache: dict[int, str] = {}
+
+
 def _time(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    # Records read together mostly share a millisecond, and formatting dominates otherwise.
+    text = _time_cache.get(timestamp_ms)
+    if text is None:
+        if len(_time_cache) > 4096:
+            _time_cache.clear()
+        text = datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _time_cache[timestamp_ms] = text
+    return text
 
 
-def _header(item: Item, name: str) -> str | None:
-    for key, raw in item.record.headers:
-        if key == name and raw is not None:
+def _traceparent(headers: list[tuple[str, bytes | None]]) -> str | None:
+    for key, raw in headers:
+        if key == "traceparent" and raw is not None:
             try:
                 return raw.decode("ascii")
             except UnicodeDecodeError:
@@ -47,23 +57,27 @@ def _header(item: Item, name: str) -> str | None:
 
 def _attributes(item: Item, source: str) -> dict[str, Any]:
     record = item.record
+    partition, offset = record.partition, record.offset
     attributes: dict[str, Any] = {
         "specversion": "1.0",
-        "id": item.event_id,
+        "id": f"{record.topic}-{partition}-{offset}"
+        if item.index == 0
+        else f"{record.topic}-{partition}-{offset}-{item.index}",
         "source": source,
         "type": EVENT_TYPE,
-        "subject": f"partition:{record.partition}#{record.offset}",
+        "subject": f"partition:{partition}#{offset}",
         "time": _time(record.timestamp),
         "datacontenttype": "application/json",
         "kafkatopic": record.topic,
-        "kafkapartition": str(record.partition),
-        "kafkaoffset": str(record.offset),
+        "kafkapartition": str(partition),
+        "kafkaoffset": str(offset),
     }
     if record.key is not None:
         attributes["partitionkey"] = record.key.decode("utf-8", "replace")
-    traceparent = _header(item, "traceparent")
-    if traceparent:
-        attributes["traceparent"] = traceparent
+    if record.headers:
+        traceparent = _traceparent(record.headers)
+        if traceparent:
+            attributes["traceparent"] = traceparent
     return attributes
 
 
