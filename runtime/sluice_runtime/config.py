@@ -42,6 +42,11 @@ class SecretKeyRef(Model):
     key: str = Field(min_length=1, description="Key inside the Secret.")
 
 
+class ConfigMapKeyRef(Model):
+    name: str = Field(min_length=1, description="Name of a ConfigMap in the Connector's namespace.")
+    key: str = Field(min_length=1, description="Key inside the ConfigMap.")
+
+
 class SecretRef(Model):
     name: str = Field(min_length=1, description="Name of a Secret in the Connector's namespace.")
 
@@ -54,12 +59,18 @@ class KafkaAuth(Model):
     simply not used.
     """
 
-    secret_ref: SecretRef
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "SASL_SSL"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = "SCRAM-SHA-512"
+    secret_ref: SecretRef = Field(description="Secret holding the credentials.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="SASL_SSL", description="Kafka security.protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default="SCRAM-SHA-512", description="Kafka sasl.mechanism (SASL protocols only)."
+    )
 
 
 class KafkaSource(Model):
+    """The Kafka topics to consume and how to reach them."""
+
     bootstrap_servers: list[str] = Field(min_length=1, description="host:port of the brokers.")
     topics: list[str] = Field(min_length=1, description="Topics to consume.")
     consumer_group: str | None = Field(
@@ -80,6 +91,8 @@ class KafkaSource(Model):
 
 
 class Source(Model):
+    """Where records come from."""
+
     kafka: KafkaSource
 
 
@@ -99,6 +112,8 @@ class Filter(Model):
 
 
 class Template(Model):
+    """Named JSONPath variables placed into a JSON or text template."""
+
     paths: dict[str, str] = Field(
         default_factory=dict, description="Named JSONPath variables, used as <name>."
     )
@@ -108,12 +123,12 @@ class Template(Model):
 class Udf(Model):
     """Python source defining ``handle_message(event, context)``."""
 
-    config_map_ref: SecretKeyRef | None = Field(
+    config_map_ref: ConfigMapKeyRef | None = Field(
         default=None, description="ConfigMap name and key holding the source (in the cluster)."
     )
     file: str | None = Field(default=None, description="Path of the source file (standalone).")
     source: str | None = Field(default=None, description="The source inline.")
-    function: str = "handle_message"
+    function: str = Field(default="handle_message", description="Name of the function to call.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Udf:
@@ -124,6 +139,9 @@ class Udf(Model):
 
 
 class Transform(Model):
+    """What the function receives for each record: one of jsonPath, template or udf; without
+    a transform, the whole record envelope."""
+
     json_path: str | None = Field(default=None, description="Select one part of the envelope.")
     template: Template | None = None
     udf: Udf | None = None
@@ -139,29 +157,40 @@ class Transform(Model):
 class Window(Model):
     """A batch closes on the first of maxMessages, maxInterval and maxBytes."""
 
-    max_messages: int = Field(default=100, ge=1, le=10000)
+    max_messages: int = Field(default=100, ge=1, le=10000, description="Records per batch.")
     max_interval: Duration = Field(
         default=0.0, description="0s delivers as soon as records are read."
     )
-    max_bytes: Quantity = Field(default=6 * 2**20, ge=1)
+    max_bytes: Quantity = Field(default=6 * 2**20, ge=1, description="Bytes of records per batch.")
 
 
 class SinkRef(Model):
-    api_version: str = "v1"
-    kind: str = "Service"
-    name: str = Field(min_length=1)
-    namespace: str | None = None
+    """A Service or Knative Service whose address the operator resolves."""
+
+    api_version: str = Field(default="v1", description="v1 or serving.knative.dev/v1.")
+    kind: str = Field(default="Service", description="Service.")
+    name: str = Field(min_length=1, description="Name of the Service.")
+    namespace: str | None = Field(default=None, description="Defaults to the Connector's.")
 
 
 class BearerAuth(Model):
-    bearer_token_secret_ref: SecretKeyRef
+    """Credentials sent to the function."""
+
+    bearer_token_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding a token sent as 'Authorization: Bearer'."
+    )
 
 
 class Sink(Model):
+    """The HTTP function that receives the batches."""
+
     uri: str | None = Field(default=None, description="HTTP(S) URL of the function.")
     ref: SinkRef | None = Field(default=None, description="A Service or Knative Service.")
-    format: Literal["cloudevents-batch", "json-array", "cloudevents-binary"] = "cloudevents-batch"
-    timeout: Duration = 30.0
+    format: Literal["cloudevents-batch", "json-array", "cloudevents-binary"] = Field(
+        default="cloudevents-batch",
+        description="Array of CloudEvents, array of data, or one binary-mode event per request.",
+    )
+    timeout: Duration = Field(default=30.0, description="Timeout of one request.")
     headers: dict[str, str] = Field(default_factory=dict, description="Static request headers.")
     auth: BearerAuth | None = None
 
@@ -180,54 +209,80 @@ class Sink(Model):
 
 
 class Retry(Model):
-    policy: Literal["exponential", "backoff", "none"] = "exponential"
-    max_attempts: int = Field(default=176, ge=1)
-    initial_delay: Duration = 1.0
-    max_delay: Duration = 512.0
-    max_retry_duration: Duration = 86400.0
+    """How failed deliveries are retried; both bounds apply, whichever comes first."""
+
+    policy: Literal["exponential", "backoff", "none"] = Field(
+        default="exponential",
+        description="exponential: full jitter doubling; backoff: 3 retries after 10-20 s.",
+    )
+    max_attempts: int = Field(default=176, ge=1, description="Attempts including the first.")
+    initial_delay: Duration = Field(default=1.0, description="First exponential delay.")
+    max_delay: Duration = Field(default=512.0, description="Largest delay between attempts.")
+    max_retry_duration: Duration = Field(
+        default=86400.0, description="Time from the first attempt after which retries stop."
+    )
     backoff_min: Duration = Field(default=10.0, description="Lower bound for policy backoff.")
     backoff_max: Duration = Field(default=20.0, description="Upper bound for policy backoff.")
 
 
 class KafkaDeadLetter(Model):
-    topic: str = Field(min_length=1)
+    """A Kafka topic for records that failed for good."""
+
+    topic: str = Field(min_length=1, description="Topic for failed records.")
     bootstrap_servers: list[str] | None = Field(
         default=None, description="Defaults to the source's brokers."
     )
 
 
-class HttpDeadLetter(Model):
-    uri: str
-
-
 class DeadLetter(Model):
+    """Where records that failed for good go (errorTolerance all)."""
+
     kafka: KafkaDeadLetter | None = None
-    http: HttpDeadLetter | None = None
 
 
 class RateLimit(Model):
+    """Request rate cap for the whole Connector, divided among its replicas."""
+
     requests_per_second: float = Field(gt=0, description="For the whole Connector.")
 
 
 class Delivery(Model):
-    ordering: Literal["ordered", "unordered", "key-ordered"] = "ordered"
+    """Ordering, retries and what happens to records that keep failing."""
+
+    ordering: Literal["ordered", "unordered", "key-ordered"] = Field(
+        default="ordered",
+        description="ordered: one batch in flight per partition; unordered: maxInFlight; "
+        "key-ordered: parallel across keys, serial per key.",
+    )
     max_in_flight: int = Field(
         default=4, ge=1, le=256, description="Batches in flight per partition when not ordered."
     )
     retry: Retry = Field(default_factory=Retry)
-    error_tolerance: Literal["all", "none"] = "all"
+    error_tolerance: Literal["all", "none"] = Field(
+        default="all",
+        description="all: dead-letter (or drop) after retries and go on; none: block the "
+        "partition.",
+    )
     dead_letter: DeadLetter | None = None
     rate_limit: RateLimit | None = None
 
 
 class Scaling(Model):
-    mode: Literal["partitions", "lag"] = "partitions"
-    min_replicas: int = Field(default=1, ge=0)
+    """How many runtime pods run."""
+
+    mode: Literal["partitions", "lag"] = Field(
+        default="partitions", description="Follow the partition count, or the lag."
+    )
+    min_replicas: int = Field(default=1, ge=0, description="0 allows scaling to zero (lag mode).")
     max_replicas: int | None = Field(default=None, ge=1, description="Defaults to partitions.")
-    consumers_per_replica: int = Field(default=1, ge=1)
+    consumers_per_replica: int = Field(default=1, ge=1, description="Kafka consumers per pod.")
     lag_threshold: int = Field(default=1000, ge=1, description="Records of lag per replica.")
-    activation_lag_threshold: int = Field(default=0, ge=0)
-    stabilization_window: Duration = 300.0
+    activation_lag_threshold: int = Field(
+        default=0, ge=0, description="Lag that wakes a Connector scaled to zero."
+    )
+    stabilization_window: Duration = Field(
+        default=300.0, description="How long lag must stay low before scaling down."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:
@@ -239,19 +294,27 @@ class Scaling(Model):
 class Buffer(Model):
     """Bounds on what a runtime holds in memory; a full partition is paused."""
 
-    max_records_per_partition: int = Field(default=10000, ge=1)
-    max_bytes_per_partition: Quantity = 16 * 2**20
+    max_records_per_partition: int = Field(
+        default=10000, ge=1, description="Records held per partition before it pauses."
+    )
+    max_bytes_per_partition: Quantity = Field(
+        default=16 * 2**20, description="Bytes held per partition before it pauses."
+    )
     max_bytes: Quantity = Field(default=128 * 2**20, description="Per process.")
 
 
 class Runtime(Model):
+    """How the runtime pods run."""
+
     image: str | None = Field(default=None, description="Overrides the operator's default.")
     resources: dict[str, Any] | None = Field(
         default=None, description="Kubernetes resource requests and limits for each pod."
     )
     buffer: Buffer = Field(default_factory=Buffer)
     trace_records: bool = Field(default=False, description="Log each record's fate.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Runtime log level."
+    )
 
 
 class ConnectorSpec(Model):
@@ -263,7 +326,7 @@ class ConnectorSpec(Model):
     delivery: Delivery = Field(default_factory=Delivery)
     scaling: Scaling = Field(default_factory=Scaling)
     runtime: Runtime = Field(default_factory=Runtime)
-    paused: bool = False
+    paused: bool = Field(default=False, description="Stop consuming (scales to zero).")
     replicas: int | None = Field(
         default=None,
         ge=0,
