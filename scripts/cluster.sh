@@ -10,6 +10,7 @@
 # Environment: SLUICE_K8S_VERSION, SLUICE_ETCD_VERSION, SLUICE_APISERVER_PORT (default 16443),
 # SLUICE_ETCD_PORT (default 12379).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 K8S_VERSION="${SLUICE_K8S_VERSION:-v1.36.3}"

@@ -10,6 +10,7 @@
 # Environment: SLUICE_KAFKA_PORT (default 19092), SLUICE_KAFKA_CONTROLLER_PORT (default port+1),
 # SLUICE_KAFKA_HEAP (default 768m).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 PORT="${SLUICE_KAFKA_PORT:-19092}"

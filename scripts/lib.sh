@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts that fetch, build and run Sluice's test infrastructure.
 # Sourced, not executed.
 
