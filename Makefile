@@ -41,6 +41,7 @@ format: venv
 infra:
 	@scripts/kafka.sh fetch
 	@scripts/cluster.sh build
+	@scripts/helm.sh >/dev/null
 
 unit: venv
 	@$(BIN)/pytest -q -m "not integration and not e2e"
