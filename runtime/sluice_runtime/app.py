@@ -51,7 +51,11 @@ class Runtime:
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
         self.health: HealthServer | None = None
-        self._process_bytes = [0]  # bytes buffered across all lanes, for the process bound
+        self.failure: BaseException | None = None
+        self._process_bytes = [0]
+        self._paused_lanes: set[Lane] = (
+            set()
+        )  # bytes buffered across all lanes, for the process bound
 
     def ready(self) -> bool:
         return bool(self.sources) and not self.stopping.is_set()
@@ -90,6 +94,8 @@ class Runtime:
                 set_paused=source.set_paused,
                 trace_records=spec.runtime.trace_records,
                 process_bytes=self._process_bytes,
+                on_fatal=self._fatal,
+                paused_lanes=self._paused_lanes,
             )
 
         self._services_for = services_for
@@ -118,11 +124,17 @@ class Runtime:
         try:
             await self.stopping.wait()
             await self._shutdown()
+            if self.failure is not None:
+                raise RuntimeError(f"a lane failed: {self.failure!r}") from self.failure
         finally:
             await sink.close()
             failures.close()
             if self.health is not None:
                 self.health.stop()
+
+    def _fatal(self, error: BaseException) -> None:
+        self.failure = error
+        self.stop()
 
     def stop(self) -> None:
         if not self.stopping.is_set():

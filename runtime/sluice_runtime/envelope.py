@@ -25,10 +25,10 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    size: int = field(init=False)  # bytes of key and value, used by every buffer bound
 
-    @property
-    def size(self) -> int:
-        return (len(self.value) if self.value else 0) + (len(self.key) if self.key else 0)
+    def __post_init__(self) -> None:
+        self.size = (len(self.value) if self.value else 0) + (len(self.key) if self.key else 0)
 
     @property
     def event_id(self) -> str:

@@ -15,6 +15,7 @@ from time import time
 
 import httpx
 import orjson
+from httpx_aiohttp import AiohttpTransport
 
 from sluice_runtime.config import Connector
 from sluice_runtime.payload import build_request
@@ -75,10 +76,14 @@ class HttpSink:
             token = os.environ.get(BEARER_TOKEN_ENV, "")
             if token:
                 headers["authorization"] = f"Bearer {token}"
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # httpx's own transport costs about 1 ms of CPU per request and degrades sharply
+        # with concurrency (bench http-client row: 97 req/s at 64 in flight against 1,101
+        # with the aiohttp transport); the API stays httpx's.
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(spec.timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=AiohttpTransport(limits=limits),
         )
 
     async def send(self, items: Sequence[Item]) -> SendResult:
@@ -91,6 +96,12 @@ class HttpSink:
             return SendResult(False, None, f"timeout: {type(error).__name__}", retryable=True)
         except httpx.TransportError as error:
             return SendResult(False, None, f"connection: {error!s}"[:200], retryable=True)
+        except Exception as error:
+            # Whatever else the client raises is this request's failure, retried like a
+            # connection error; it must never take the partition's lane down.
+            return SendResult(
+                False, None, f"client: {type(error).__name__}: {error}"[:200], retryable=True
+            )
         status = response.status_code
         if 200 <= status < 300:
             failed = _failed_ids(response)

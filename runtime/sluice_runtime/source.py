@@ -161,7 +161,7 @@ class KafkaSource:
             while not self._stop.is_set():
                 self._apply_handovers()
                 try:
-                    messages = self.consumer.consume(POLL_BATCH, 0.1)
+                    messages = self._next_messages()
                 except KafkaException as error:
                     log.error("Kafka consume failed: %s", error)
                     time.sleep(1)
@@ -181,6 +181,21 @@ class KafkaSource:
             except KafkaException as error:
                 log.warning("Kafka consumer close failed: %s", error)
             self.closed.set()
+
+    def _next_messages(self) -> list[Message]:
+        """What is ready now, or else wait up to 100 ms for the first record.
+
+        consume(n, timeout) waits until n records or the timeout, which would hold a lone
+        record back for the whole timeout; so take what is queued without waiting, and only
+        block when nothing is.
+        """
+        messages = self.consumer.consume(POLL_BATCH, 0)
+        if messages:
+            return messages
+        first = self.consumer.consume(1, 0.1)
+        if not first:
+            return first
+        return first + self.consumer.consume(POLL_BATCH - 1, 0)
 
     def _tuples(self, partitions: list[TopicPartition]) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in partitions]
