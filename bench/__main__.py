@@ -1,0 +1,220 @@
+"""``python -m bench``: run Sluice's benchmarks and write bench-results/latest.{json,md}.
+
+python -m bench [--quick] [--only NAME[,NAME]] [--repeat N] [--out DIR] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.procs import BenchError, Child
+from bench.report import Row, Target, console_table, load_average, write_reports
+
+ROWS = (
+    "throughput-batch100",
+    "throughput-one-per-request",
+    "latency-realtime",
+    "memory-slow-sink",
+    "patterns",
+    "transforms",
+    "http-client",
+)
+KAFKA_ROWS = frozenset(ROWS[:4])
+TARGETS = {  # for rows that fail before they say so themselves
+    "throughput-batch100": (Target(">=", 150_000), "records/s"),
+    "latency-realtime": (Target("<", 20.0), "ms"),
+    "memory-slow-sink": (Target("<", 256.0), "MB"),
+    "patterns": (Target(">=", 1_000_000), "evals/s"),
+    "transforms": (Target(">=", 300_000), "transforms/s"),
+}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Run Sluice's benchmarks against a real broker."
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (repeat 1)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"run only these rows (repeatable or comma-separated): {', '.join(ROWS)}",
+    )
+    parser.add_argument("--repeat", type=int, help="runs per row; medians are reported (3)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the runtime (cProfile) in one extra throughput-batch100 pass",
+    )
+    parser.add_argument("--records", type=int, help="records for throughput-batch100")
+    args = parser.parse_args(argv)
+    selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
+    unknown = [name for name in selected if name not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    args.rows = [name for name in ROWS if not selected or name in selected]
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "work", ignore_errors=True)  # manifests and logs of the last run
+    load = load_average()
+    if load and load[0] > 0.8:
+        _log(
+            f"note: load average is {load[0]:.2f} before starting; other work on this "
+            f"{os.cpu_count()}-CPU machine will skew the figures"
+        )
+    _log(
+        f"benchmarks: {', '.join(args.rows)} (repeat {args.repeat}"
+        f"{', quick' if args.quick else ''}); results in {out}/"
+    )
+    rows: list[Row] = []
+
+    def attempt(name: str, run: Callable[[], Row]) -> None:
+        _log(f"{name}")
+        began = time.monotonic()
+        try:
+            row = run()
+        except (BenchError, Exception) as error:
+            detail = str(error) if isinstance(error, BenchError) else traceback.format_exc()
+            _log(f"  {name} FAILED: {detail}")
+            known = TARGETS.get(name)
+            row = Row(name, "", "", known[1] if known else "", known[0] if known else None)
+            row.error = str(error) or type(error).__name__
+        row.details["row_seconds"] = round(time.monotonic() - began, 1)
+        rows.append(row)
+        if row.error is None:
+            target = f" (target {row.target.text(row.unit)})" if row.target else ""
+            _log(f"  {name}: {row.verdict} {row.value or 0:,.2f} {row.unit}{target}")
+
+    kafka_rows = [name for name in args.rows if name in KAFKA_ROWS]
+    if kafka_rows:
+        _run_kafka_rows(args, out, kafka_rows, attempt)
+    if "patterns" in args.rows:
+        from bench.micro import patterns_row
+
+        attempt("patterns", lambda: patterns_row(args.repeat, args.quick, _log))
+    if "transforms" in args.rows:
+        from bench.micro import transforms_row
+
+        attempt("transforms", lambda: transforms_row(args.repeat, args.quick, _log))
+    if "http-client" in args.rows:
+        from bench.http_clients import http_client_row
+
+        def function_child(tag: str) -> Child:
+            return Child("function", "bench.function", [], out / "work" / f"{tag}.fn.log")
+
+        attempt(
+            "http-client", lambda: http_client_row(args.repeat, args.quick, function_child, _log)
+        )
+
+    from bench.http_clients import http_client_section
+
+    json_path, md_path = write_reports(
+        out,
+        rows,
+        {
+            "argv": sys.argv[1:] if argv is None else argv,
+            "quick": args.quick,
+            "repeat": args.repeat,
+            "rows": args.rows,
+            "loadavg_start": load,
+        },
+        started,
+        [http_client_section],
+    )
+    print()
+    print(console_table(rows))
+    section = http_client_section(rows)
+    if section:
+        print()
+        print(section)
+    print()
+    _log(f"wrote {json_path} and {md_path} in {time.time() - started:.0f}s")
+    return 1 if any(row.error for row in rows) else 0
+
+
+def _run_kafka_rows(
+    args: argparse.Namespace,
+    out: Path,
+    names: list[str],
+    attempt: Callable[[str, Callable[[], Row]], None],
+) -> None:
+    from bench.kafka import Kafka, broker
+    from bench.runtime import Context, latency_row, memory_row, throughput_row
+
+    try:
+        with broker(_log) as bootstrap:
+            kafka = Kafka(bootstrap)
+            ctx = Context(kafka, out, _log, args.quick, args.repeat, args.profile)
+            try:
+                if "throughput-batch100" in names:
+                    records = args.records or (30_000 if args.quick else 300_000)
+                    attempt(
+                        "throughput-batch100",
+                        lambda: throughput_row(
+                            ctx,
+                            "throughput-batch100",
+                            f"{records:,} ~200-byte keyed records waiting in 8 partitions, "
+                            "window maxMessages 100 / maxInterval 100ms, cloudevents-batch; "
+                            "records/s from first to last delivery",
+                            records,
+                            {"maxMessages": 100, "maxInterval": "100ms"},
+                            Target(">=", 150_000),
+                            profile=args.profile,
+                        ),
+                    )
+                if "throughput-one-per-request" in names:
+                    records = 3_000 if args.quick else 20_000
+                    attempt(
+                        "throughput-one-per-request",
+                        lambda: throughput_row(
+                            ctx,
+                            "throughput-one-per-request",
+                            f"{records:,} records as above with window maxMessages 1 "
+                            "(one record per request)",
+                            records,
+                            {"maxMessages": 1, "maxInterval": "100ms"},
+                            None,
+                        ),
+                    )
+                if "latency-realtime" in names:
+                    attempt("latency-realtime", lambda: latency_row(ctx))
+                if "memory-slow-sink" in names:
+                    attempt("memory-slow-sink", lambda: memory_row(ctx))
+            finally:
+                kafka.cleanup()
+    except BenchError as error:  # no broker: the Kafka rows report the reason
+        _log(f"Kafka rows not run: {error}")
+        for name in names:
+            attempt(name, functools.partial(_raise, error))
+
+
+def _raise(error: BenchError) -> Row:
+    raise error
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The hot-path micro-benchmarks that live next to the code they measure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.report import Row, Target
+
+
+def patterns_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
+    from sluice_runtime.patterns.bench import bench_patterns
+
+    row = Row(
+        "patterns",
+        "compiled EventBridge pattern evaluations per second on one core (typical 3-field "
+        "pattern; the slower of a matching and a non-matching event)",
+        "evaluations_per_s",
+        "evals/s",
+        Target(">=", 1_000_000),
+        also={"match_per_s": ("match", "/s"), "no_match_per_s": ("no match", "/s")},
+    )
+    for index in range(repeat):
+        rates = bench_patterns(0.4 if quick else 2.0)
+        figures = {**rates, "evaluations_per_s": min(rates.values())}
+        row.runs.append(figures)
+        log(
+            f"  run {index + 1}/{repeat}: match {rates['match_per_s']:,.0f}/s, "
+            f"no match {rates['no_match_per_s']:,.0f}/s"
+        )
+    return row
+
+
+def transforms_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
+    from sluice_runtime.transform.bench import bench_transforms
+
+    row = Row(
+        "transforms",
+        "compiled JSON template transforms per second on one core (other kinds alongside)",
+        "template",
+        "transforms/s",
+        Target(">=", 300_000),
+        also={
+            "text_template": ("text template", "/s"),
+            "json_path": ("jsonPath", "/s"),
+            "udf": ("udf", "/s"),
+        },
+    )
+    for index in range(repeat):
+        rates = bench_transforms(0.2 if quick else 1.0)
+        row.runs.append(rates)
+        log(
+            f"  run {index + 1}/{repeat}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
+        )
+    return row
