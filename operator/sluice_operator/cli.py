@@ -11,6 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from sluice_operator.commands import add_operator_commands
+
 
 def _run(args: argparse.Namespace) -> int:
     from sluice_runtime.app import Runtime
@@ -68,9 +70,16 @@ def _test_transform(args: argparse.Namespace) -> int:
     return run_test_transform(args.file, args.event)
 
 
-def _not_yet(name: str) -> int:
-    print(f"sluice {name}: not implemented yet", file=sys.stderr)
-    return 3
+def _validate(args: argparse.Namespace) -> int:
+    from sluice_runtime.validate import run_validate
+
+    return run_validate(args.files)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from sluice_runtime.redrive import run_redrive
+
+    return run_redrive(args.file, args.since, args.limit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,14 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--event", required=True, help="record envelope JSON, or @file")
     transform.set_defaults(handler=_test_transform)
 
-    for name, text in [
-        ("operator", "run the operator"),
-        ("validate", "check Connector manifests offline"),
-        ("crd", "print the Connector CRD"),
-    ]:
-        stub = sub.add_parser(name, help=text)
-        stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-        stub.set_defaults(handler=lambda _args, n=name: _not_yet(n))
+    add_operator_commands(sub)
+
+    validate = sub.add_parser(
+        "validate", help="check Connector manifests offline (schema, rules, patterns, UDFs)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="YAML files to check")
+    validate.set_defaults(handler=_validate)
+
+    dlq = sub.add_parser("dlq", help="work with a Connector's dead-letter topic")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    redrive = dlq_sub.add_parser(
+        "redrive", help="send dead-lettered records through the pipeline again"
+    )
+    redrive.add_argument("-f", "--file", required=True, help="Connector manifest")
+    redrive.add_argument("--since", help="only records dead-lettered at or after this ISO time")
+    redrive.add_argument("--limit", type=int, help="at most this many records")
+    redrive.set_defaults(handler=_redrive)
     return parser
 
 

@@ -78,8 +78,11 @@ def test_broker_restart_mid_run_loses_nothing(private_broker: tuple[str, dict[st
                 )
                 assert result.returncode == 0, result.stderr
             # Records written after the restart come through too.
-            produce(bootstrap, "restart",
-                    ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2, total)))
+            produce(
+                bootstrap,
+                "restart",
+                ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2, total)),
+            )
             wait_for(
                 lambda: (
                     len({(e["kafkapartition"], e["kafkaoffset"]) for e in function.events()})

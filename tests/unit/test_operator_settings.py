@@ -1,0 +1,72 @@
+"""The operator's configuration from its environment, and small reconcile helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice_operator.reconcile import Backoff, is_subset
+from sluice_operator.settings import DEFAULT_RUNTIME_IMAGE, OperatorConfig
+from sluice_operator.sinks import service_url
+
+
+def test_defaults_and_overrides() -> None:
+    assert OperatorConfig.from_env({}) == OperatorConfig()
+    assert OperatorConfig().runtime_image == DEFAULT_RUNTIME_IMAGE
+    config = OperatorConfig.from_env(
+        {
+            "SLUICE_RUNTIME_IMAGE": "r/sluice:2",
+            "SLUICE_OPERATOR_TIMER_INTERVAL": "2.5",
+            "SLUICE_OPERATOR_WORKERS": "4",
+            "SLUICE_OPERATOR_KAFKA_TIMEOUT": "",
+        }
+    )
+    assert config.runtime_image == "r/sluice:2"
+    assert config.timer_interval == 2.5
+    assert config.workers == 4
+    assert config.kafka_timeout == OperatorConfig().kafka_timeout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SLUICE_OPERATOR_TIMER_INTERVAL", "soon"), ("SLUICE_OPERATOR_WORKERS", "0")],
+)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        OperatorConfig.from_env({variable: value})
+
+
+def test_subset_ignores_what_the_api_server_adds() -> None:
+    desired = {"spec": {"ports": [{"port": 9090}], "replicas": 2}}
+    live = {"spec": {"ports": [{"port": 9090, "protocol": "TCP"}], "replicas": 2}, "status": {}}
+    assert is_subset(desired, live)
+    assert not is_subset({"spec": {"replicas": 3}}, live)
+    assert not is_subset({"spec": {"ports": []}}, live)
+    assert not is_subset(desired, None)
+
+
+def test_backoff_doubles_to_a_cap_and_resets() -> None:
+    backoff = Backoff(base=10, cap=30)
+    assert backoff.due("c", 0)
+    assert backoff.record("c", ok=False, now=0) == 10
+    assert not backoff.due("c", 4)
+    assert backoff.due("c", 5)
+    assert backoff.record("c", ok=False, now=5) == 20
+    assert backoff.record("c", ok=False, now=25) == 30
+    assert backoff.record("c", ok=True, now=60) is None
+    assert backoff.due("c", 60)
+
+
+def test_service_urls() -> None:
+    def service(*ports: dict[str, object]) -> dict[str, object]:
+        return {"metadata": {"name": "f", "namespace": "ns"}, "spec": {"ports": list(ports)}}
+
+    assert service_url(service({"port": 8080}), "cluster.local") == (
+        "http://f.ns.svc.cluster.local:8080/"
+    )
+    assert service_url(
+        service({"name": "grpc", "port": 9}, {"name": "http", "port": 80}), "c.x"
+    ) == ("http://f.ns.svc.c.x:80/")
+    assert service_url(service({"port": 443}), "cluster.local") == (
+        "https://f.ns.svc.cluster.local:443/"
+    )
+    assert service_url(service(), "cluster.local") is None
