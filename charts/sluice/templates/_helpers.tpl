@@ -42,6 +42,11 @@ app.kubernetes.io/component: operator
 - apiGroups: [sluice.dev]
   resources: [connectors/status]
   verbs: [get, patch]
+# blockOwnerDeletion on the owned objects needs this where OwnerReferencesPermissionEnforcement
+# is enabled.
+- apiGroups: [sluice.dev]
+  resources: [connectors/finalizers]
+  verbs: [update]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [create, get, list, watch, patch, delete]
