@@ -65,3 +65,6 @@ cluster-down:
 clean-cache:
 	@scripts/kafka.sh clean
 	@scripts/cluster.sh clean
+
+demo: venv infra
+	@$(BIN)/python -m e2e.demo

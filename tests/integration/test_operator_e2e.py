@@ -10,12 +10,10 @@ declares are the mount paths (to that directory) and the metrics port (to a free
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.localpod import LocalPod
 
-from sluice_operator.builders import METRICS_PORT, runtime_name
+from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, load_configuration, resource_path
 from sluice_operator.testing import (
     OperatorThread,
@@ -74,63 +73,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-class LocalPod:
-    """The kubelet's part, for one pod of a Deployment."""
-
-    def __init__(self, kube: Kube, deployment: dict[str, Any], root: Path) -> None:
-        self.kube = kube
-        self.namespace = deployment["metadata"]["namespace"]
-        pod = deployment["spec"]["template"]["spec"]
-        [self.container] = pod["containers"]
-        self.root = root
-        self.mounts: dict[str, Path] = {}
-        volumes = {volume["name"]: volume for volume in pod["volumes"]}
-        for mount in self.container["volumeMounts"]:
-            volume = volumes[mount["name"]]
-            target = root / mount["name"]
-            target.mkdir()
-            if "configMap" in volume:
-                self._project_configmap(volume["configMap"], target)
-            self.mounts[mount["mountPath"]] = target
-
-    def _project_configmap(self, source: dict[str, Any], target: Path) -> None:
-        configmap = self.kube.get(resource_path("v1", "configmaps", self.namespace, source["name"]))
-        assert configmap is not None, source["name"]
-        for item in source["items"]:
-            (target / item["path"]).write_text(configmap["data"][item["key"]])
-
-    def local_path(self, text: str) -> str:
-        for mount_path, directory in self.mounts.items():
-            if text.startswith(mount_path + "/"):
-                return str(directory / text[len(mount_path) + 1 :])
-        return text
-
-    def environment(self) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for item in self.container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = self.local_path(item["value"])
-                continue
-            ref = item["valueFrom"]["secretKeyRef"]
-            secret = self.kube.get(resource_path("v1", "secrets", self.namespace, ref["name"]))
-            data = (secret or {}).get("data") or {}
-            if ref["key"] in data:
-                env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
-            else:
-                assert ref.get("optional"), f"missing Secret key {ref}"
-        return env
-
-    def command(self, metrics_port: int) -> list[str]:
-        [program] = self.container["command"]
-        # The image's `sluice` is this environment's entry point.
-        executable = str(Path(sys.executable).parent / program)
-        args = [self.local_path(arg) for arg in self.container["args"]]
-        at = args.index("--metrics-port")
-        assert args[at + 1] == str(METRICS_PORT)
-        args[at + 1] = str(metrics_port)
-        return [executable, *args]
 
 
 def test_the_rendered_deployment_delivers_records_to_the_function(

@@ -1,0 +1,206 @@
+"""The quickstart demo (`make demo`): the seed walkthrough on this machine.
+
+It brings up the local Kafka broker and Kubernetes control plane (unless they run), starts
+the operator and a demo function, applies examples/quickstart.yaml, runs the runtime pod the
+operator rendered (the local control plane has no kubelet, so the demo plays its part),
+produces 3 records and shows what the function receives: 2 records at once (the window's
+maxMessages), then 1 more when the 10 s interval closes the window. Then it stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def say(text: str) -> None:
+    print(f"\033[1m==> {text}\033[0m", flush=True)
+
+
+def wait(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise SystemExit(f"demo: timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def service(script: str, what: str) -> Iterator[str]:
+    """Start a local service with its script unless it runs; stop it after if we started it."""
+    running = (
+        subprocess.run(
+            [ROOT / "scripts" / script, "status"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    say(f"{'using the running' if running else 'starting the'} {what}")
+    up = subprocess.run([ROOT / "scripts" / script, "up"], stdout=subprocess.PIPE, check=False)
+    if up.returncode != 0:
+        raise SystemExit(f"demo: could not start the {what}")
+    try:
+        yield up.stdout.decode().strip().splitlines()[-1]
+    finally:
+        if not running:
+            subprocess.run([ROOT / "scripts" / script, "down"], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str], log: Path | None, env: dict[str, str] | None = None, echo: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    output = None if echo else (log.open("wb") if log else subprocess.DEVNULL)
+    child = subprocess.Popen(
+        args,
+        stdout=output,
+        stderr=subprocess.STDOUT if log else None,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    try:
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def main() -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from e2e.localpod import LocalPod
+    from sluice_operator.builders import runtime_name
+    from sluice_operator.kube import Kube, load_configuration, resource_path
+    from sluice_operator.testing import condition_of, install_crd
+
+    manifest: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+    topic = manifest["spec"]["source"]["kafka"]["topics"][0]
+    work = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
+    with contextlib.ExitStack() as stack:
+        bootstrap = stack.enter_context(service("kafka.sh", "Kafka broker"))
+        kubeconfig = stack.enter_context(service("cluster.sh", "Kubernetes API server"))
+        manifest["spec"]["source"]["kafka"]["bootstrapServers"] = [bootstrap]
+        kube = Kube(load_configuration(kubeconfig))
+        stack.callback(kube.close)
+
+        say("installing the Connector CRD (sluice crd)")
+        install_crd(kube)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        if topic not in admin.list_topics(timeout=10).topics:
+            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+
+        say("starting the demo function on 127.0.0.1:8080; it prints each invocation")
+        function = stack.enter_context(
+            process(
+                [
+                    str(BIN / "python"),
+                    "-m",
+                    "sluice_runtime.testing.function_server",
+                    "--port",
+                    "8080",
+                    "--print",
+                ],
+                None,
+                echo=True,
+            )
+        )
+        del function
+
+        say(f"starting the operator, watching namespace {namespace} (log: {work}/operator.log)")
+        stack.enter_context(
+            process(
+                [
+                    str(BIN / "sluice"),
+                    "operator",
+                    "--namespace",
+                    namespace,
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--port",
+                    "0",
+                ],
+                work / "operator.log",
+            )
+        )
+
+        say(f"applying examples/quickstart.yaml (Connector {namespace}/{name})")
+        path = resource_path("sluice.dev/v1alpha1", "connectors", namespace, None)
+        existing = kube.get(f"{path}/{name}")
+        if existing is not None:
+            kube.request("DELETE", f"{path}/{name}")
+            wait(lambda: kube.get(f"{path}/{name}") is None, 30, "the old demo Connector to go")
+        kube.request("POST", path, body=manifest)
+        deployment = wait(
+            lambda: kube.get(
+                resource_path("apps/v1", "deployments", namespace, runtime_name(name))
+            ),
+            60,
+            "the operator to render the runtime Deployment",
+        )
+        connector = kube.get(f"{path}/{name}") or {}
+        source = condition_of(connector, "SourceReady") or {}
+        say(
+            f"the operator rendered Deployment {namespace}/{runtime_name(name)} with "
+            f"{deployment['spec']['replicas']} replica(s); SourceReady={source.get('status')}"
+        )
+
+        say("no kubelet here: running the rendered pod's command as a local process")
+        pod = LocalPod(kube, deployment, work)
+        stack.enter_context(process(pod.command(9191), work / "runtime.log", env=pod.environment()))
+        wait(lambda: _ready(9191), 60, "the runtime to be ready")
+        time.sleep(2)  # the consumer joins its group
+
+        say("producing 3 records to topic quickstart")
+        producer = Producer({"bootstrap.servers": bootstrap})
+        started = time.time()
+        for n in (1, 2, 3):
+            producer.produce(topic, value=f'{{"n": {n}, "message": "hello {n}"}}')
+        producer.flush(10)
+        say(
+            "expect: one request with 2 records now (maxMessages: 2), "
+            "one with 1 record about 10 s later (maxInterval: 10s)"
+        )
+        threading.Event().wait(13)
+        say(f"done after {time.time() - started:.0f}s")
+
+        say("where to look next:")
+        print(f"  runtime log (JSON lines):  {work}/runtime.log")
+        print(f"  operator log:              {work}/operator.log")
+        print(f"  the Connector's status:    KUBECONFIG={kubeconfig} kubectl get connectors -A")
+        print("  every field:               docs/reference.md; more examples in examples/")
+        say("stopping what the demo started")
+
+
+def _ready(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
