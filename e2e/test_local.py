@@ -77,8 +77,16 @@ def test_apply_deliver_delete(
             )
             deployment = eventually(lambda: kube.get(deployment_path), 60, "the Deployment")
             assert deployment["spec"]["replicas"] == 3  # one per partition
-            connector = kube.get(f"{connectors}/shop")
-            assert (condition_of(connector, "SourceReady") or {}).get("status") == "True"
+            eventually(
+                lambda: (
+                    (condition_of(kube.get(f"{connectors}/shop"), "SourceReady") or {}).get(
+                        "status"
+                    )
+                    == "True"
+                ),
+                30,
+                "SourceReady=True in the Connector's status",
+            )
 
             pod = LocalPod(kube, deployment, tmp_path)
             with (tmp_path / "runtime.log").open("wb") as log:
