@@ -3,14 +3,12 @@ registry so that several operators can share a test process."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from sluice_operator.kube import Write
+from sluice_runtime.metrics import ProbeServer, metrics_route, probe_route
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -48,45 +46,13 @@ class OperatorMetrics:
         self.writes.labels(verb=write.verb, kind=write.kind).inc()
 
 
-class OperatorServer:
-    """Serves /metrics and /healthz on one port. /healthz answers 200 while ``alive()``
-    holds (the operator's event loop still runs its tasks), 503 otherwise."""
-
-    def __init__(
-        self, metrics: OperatorMetrics, port: int, alive: Callable[[], bool], host: str = ""
-    ) -> None:
-        registry = metrics.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/metrics"):
-                    self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-                elif self.path == "/healthz":
-                    ok = alive()
-                    self._answer(200 if ok else 503, b"ok\n" if ok else b"stuck\n", "text/plain")
-                else:
-                    self._answer(404, b"not found\n", "text/plain")
-
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # probes every few seconds would drown the real logs
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="operator-http"
-        )
-
-    def start(self) -> OperatorServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+def operator_probes(
+    metrics: OperatorMetrics, port: int, alive: Callable[[], bool], host: str = ""
+) -> ProbeServer:
+    """/metrics and /healthz on one port. /healthz answers 200 while ``alive()`` holds (the
+    operator's event loop still runs its tasks), 503 otherwise."""
+    return ProbeServer(
+        {"/metrics": metrics_route(metrics.registry), "/healthz": probe_route(alive, b"stuck\n")},
+        port,
+        host,
+    )

@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import kopf
 
 from sluice_operator.handlers import build_registry
-from sluice_operator.metrics import OperatorServer
+from sluice_operator.metrics import operator_probes
 from sluice_operator.reconcile import OperatorContext
 from sluice_operator.settings import OperatorConfig
 
@@ -59,7 +59,7 @@ def run_operator(
     runner = asyncio.Runner()
     loop = runner.get_loop()
     server = (
-        OperatorServer(context.metrics, port, lambda: _responsive(loop)).start()
+        operator_probes(context.metrics, port, lambda: _responsive(loop)).start()
         if port is not None
         else None
     )

@@ -18,7 +18,7 @@ from sluice_runtime.deadletter import FailurePath
 from sluice_runtime.delivery import Deliverer
 from sluice_runtime.envelope import Record
 from sluice_runtime.lane import Lane, LaneServices
-from sluice_runtime.metrics import HealthServer, Metrics
+from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
 from sluice_runtime.processors import build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.sink import HttpSink
@@ -50,7 +50,7 @@ class Runtime:
         self.sources: list[KafkaSource] = []
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.health: HealthServer | None = None
+        self.health: ProbeServer | None = None
         self.failure: BaseException | None = None
         self._process_bytes = [0]
         self._paused_lanes: set[Lane] = (
@@ -80,8 +80,7 @@ class Runtime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
         if self.metrics_port is not None:
-            self.health = HealthServer(self.metrics, self.metrics_port, self.ready)
-            self.health.start()
+            self.health = runtime_probes(self.metrics, self.metrics_port, self.ready).start()
 
         def services_for(source: KafkaSource) -> LaneServices:
             return LaneServices(

@@ -90,27 +90,29 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class HealthServer:
-    """Serves /metrics, /healthz (the process is alive) and /readyz (it consumes)."""
+Route = Callable[[], tuple[int, bytes, str]]
+"""Answers one path: (status, body, content type)."""
 
-    def __init__(self, metrics: Metrics, port: int, ready: Callable[[], bool]) -> None:
-        server_metrics, is_ready = metrics, ready
 
+def metrics_route(registry: CollectorRegistry) -> Route:
+    return lambda: (200, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+
+def probe_route(check: Callable[[], bool], failing: bytes) -> Route:
+    return lambda: (200, b"ok\n", "text/plain") if check() else (503, failing, "text/plain")
+
+
+class ProbeServer:
+    """A small HTTP server for /metrics and probe endpoints, on its own thread (shared by
+    the runtime and the operator)."""
+
+    def __init__(self, routes: dict[str, Route], port: int, host: str = "0.0.0.0") -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.startswith("/metrics"):
-                    self._answer(200, server_metrics.render(), CONTENT_TYPE_LATEST)
-                elif self.path == "/healthz":
-                    self._answer(200, b"ok\n", "text/plain")
-                elif self.path == "/readyz":
-                    ok = is_ready()
-                    self._answer(
-                        200 if ok else 503, b"ok\n" if ok else b"not ready\n", "text/plain"
-                    )
-                else:
-                    self._answer(404, b"not found\n", "text/plain")
-
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                route = routes.get(self.path.split("?", 1)[0])
+                status, body, content_type = (
+                    route() if route else (404, b"not found\n", "text/plain")
+                )
                 self.send_response(status)
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(body)))
@@ -120,15 +122,28 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would drown the real logs
 
-        self._server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-        self.port = self._server.server_address[1]
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="health"
+            target=self._server.serve_forever, daemon=True, name="probes"
         )
 
-    def start(self) -> None:
+    def start(self) -> ProbeServer:
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def runtime_probes(metrics: Metrics, port: int, ready: Callable[[], bool]) -> ProbeServer:
+    """/metrics, /healthz (the process is alive) and /readyz (it consumes)."""
+    return ProbeServer(
+        {
+            "/metrics": metrics_route(metrics.registry),
+            "/healthz": probe_route(lambda: True, b"stuck\n"),
+            "/readyz": probe_route(ready, b"not ready\n"),
+        },
+        port,
+    )
