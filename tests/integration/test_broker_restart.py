@@ -1,6 +1,7 @@
-"""A broker restart in the middle of a run loses no record.
+"""A broker restart in the middle of a run loses no record, and a dead-letter broker that
+is away blocks the partition instead of losing the failed record.
 
-The test runs its own broker (private data folder and ports), so restarting it disturbs
+These tests run their own broker (private data folder and ports), so stopping it disturbs
 no other test.
 """
 
@@ -9,14 +10,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sluice_runtime.testing.function_server import ThreadedFunctionServer
-from tests.support import ROOT, RuntimeThread, connector_manifest, produce, wait_for
+from tests.support import ROOT, RuntimeThread, committed, connector_manifest, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +96,64 @@ def test_broker_restart_mid_run_loses_nothing(private_broker: tuple[str, dict[st
                 "every record after the restart",
             )
     assert before < total // 2  # the restart really happened mid-run
+
+
+def test_unreachable_dead_letter_broker_blocks_until_it_returns(
+    private_broker: tuple[str, dict[str, str]],
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+) -> None:
+    """The DLQ lives on its own (private) broker, which is down when a record fails."""
+    dlq_bootstrap, env = private_broker
+    admin = AdminClient({"bootstrap.servers": dlq_bootstrap})
+    admin.create_topics([NewTopic("dlq", num_partitions=1)])["dlq"].result(30)
+    kafka = ROOT / "scripts/kafka.sh"
+    subprocess.run([kafka, "down"], env=env, capture_output=True, timeout=60, check=True)
+
+    topic = make_topic()
+    records = [(None, f'{{"i": {i}}}') for i in range(10)]
+    records[4] = (None, '{"i": 4, "poison": true}')
+    produce(kafka_bootstrap, topic, records)
+
+    def reject(events: list[Any]) -> tuple[int, dict[str, str], bytes] | None:
+        poisoned = any(e["data"]["value"].get("poison") for e in events)
+        return (400, {}, b"bad") if poisoned else None
+
+    with ThreadedFunctionServer(behaviour=reject) as function:
+        manifest = connector_manifest(
+            "dlq-away",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 10, "maxInterval": "50ms"},
+            delivery={
+                "retry": {"maxAttempts": 2, "initialDelay": "10ms", "maxDelay": "50ms"},
+                "deadLetter": {"kafka": {"topic": "dlq", "bootstrapServers": [dlq_bootstrap]}},
+            },
+        )
+        with RuntimeThread(manifest) as runtime:
+            group = runtime.connector.consumer_group
+            wait_for(lambda: function.event_count >= 9, 30, "the nine good records")
+            time.sleep(3)
+            assert committed(kafka_bootstrap, group, topic, 1)[0] <= 4
+
+            subprocess.run([kafka, "up"], env=env, capture_output=True, timeout=180, check=True)
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1)[0] == 10,
+                120,
+                "the commit once the dead-letter broker is back",
+            )
+    consumer = Consumer(
+        {"bootstrap.servers": dlq_bootstrap, "group.id": "check", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe(["dlq"])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                break
+        assert message is not None
+        assert dict(message.headers() or [])["sluice.error.offset"] == b"4"
+    finally:
+        consumer.close()
