@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Final
 
+from sluice_runtime.microbench import calls_per_second
 from sluice_runtime.patterns.compile import compile_pattern
 
 TYPICAL_PATTERN: Final[dict[str, Any]] = {
@@ -41,20 +40,6 @@ def bench_patterns(seconds: float = 1.0) -> dict[str, float]:
     if not matches(MATCHING_EVENT) or matches(NON_MATCHING_EVENT):
         raise AssertionError("the benchmark pattern does not behave as expected")
     return {
-        "match_per_s": _rate(matches, MATCHING_EVENT, seconds / 2),
-        "no_match_per_s": _rate(matches, NON_MATCHING_EVENT, seconds / 2),
+        "match_per_s": calls_per_second(matches, MATCHING_EVENT, seconds / 2, batch=10_000),
+        "no_match_per_s": calls_per_second(matches, NON_MATCHING_EVENT, seconds / 2, batch=10_000),
     }
-
-
-def _rate(matches: Callable[[Any], bool], event: Any, seconds: float) -> float:
-    batch = 10_000
-    calls = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while True:
-        for _ in range(batch):
-            matches(event)
-        calls += batch
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls / (now - started)

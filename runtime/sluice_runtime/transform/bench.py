@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sluice_runtime.config import Transform
+from sluice_runtime.microbench import calls_per_second
 from sluice_runtime.transform.compiler import compile_transform
 from sluice_runtime.transform.context import TransformContext
 
@@ -47,23 +46,11 @@ def bench_transforms(seconds: float = 1.0) -> dict[str, float]:
     """Transforms per second of each kind, each measured for about ``seconds``."""
     context = TransformContext(connector="bench", namespace="default")
     return {
-        name: _rate(compile_transform(Transform.model_validate(spec), context), seconds)
+        name: calls_per_second(
+            compile_transform(Transform.model_validate(spec), context), _ENVELOPE, seconds
+        )
         for name, spec in _SPECS.items()
     }
-
-
-def _rate(transform: Callable[[dict[str, Any]], list[Any]], seconds: float) -> float:
-    batch = 1000
-    calls = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(batch):
-            transform(_ENVELOPE)
-        calls += batch
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls / (now - start)
 
 
 if __name__ == "__main__":
