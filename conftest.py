@@ -16,6 +16,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,19 @@ def kube_api(kubeconfig: str) -> object:
     configuration = client.Configuration()
     config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: str) -> Iterator[Any]:
+    """The operator's own API client (``sluice_operator.kube.Kube``), with the Connector
+    CRD installed."""
+    from sluice_operator.kube import Kube, load_configuration
+    from sluice_operator.testing import install_crd
+
+    client = Kube(load_configuration(kubeconfig))
+    install_crd(client)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,21 +16,13 @@ from tests.support import produce
 
 from e2e.localpod import LocalPod
 from sluice_operator.builders import runtime_name
-from sluice_operator.kube import Kube, load_configuration, resource_path
-from sluice_operator.testing import condition_of, connector_body, eventually, install_crd
+from sluice_operator.kube import Kube, resource_path
+from sluice_operator.testing import condition_of, connector_body, eventually
 from sluice_runtime.testing.function_server import ThreadedFunctionServer
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def kube(kubeconfig: str) -> Iterator[Kube]:
-    client = Kube(load_configuration(kubeconfig))
-    install_crd(client)
-    yield client
-    client.close()
 
 
 def test_apply_deliver_delete(

@@ -8,7 +8,6 @@ no other test.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,15 +19,17 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sluice_runtime.testing.function_server import ThreadedFunctionServer
-from tests.support import ROOT, RuntimeThread, committed, connector_manifest, produce, wait_for
+from tests.support import (
+    ROOT,
+    RuntimeThread,
+    committed,
+    connector_manifest,
+    free_port,
+    produce,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

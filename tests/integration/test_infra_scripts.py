@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,12 +67,6 @@ def path_without(tmp_path: Path, *hidden: str) -> str:
         if name not in hidden and found and not (bin_dir / name).exists():
             (bin_dir / name).symlink_to(found)
     return str(bin_dir)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions
 
 from sluice_operator.builders import CONFIG_HASH_ANNOTATION, runtime_name, selector_string
-from sluice_operator.kube import Kube, KubeError, load_configuration, resource_path
+from sluice_operator.kube import Kube, KubeError, resource_path
 from sluice_operator.reconcile import connector_path
 from sluice_operator.testing import (
     OperatorThread,
@@ -25,7 +25,6 @@ from sluice_operator.testing import (
     connector_body,
     create_connector,
     eventually,
-    install_crd,
     mark_pods_ready,
     patch_spec,
 )
@@ -40,14 +39,6 @@ OWNED = {
     "Deployment": ("apps/v1", "deployments"),
     "Service": ("v1", "services"),
 }
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: str) -> Iterator[Kube]:
-    client = Kube(load_configuration(kubeconfig))
-    install_crd(client)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,12 @@ from typing import Any
 
 import pytest
 
-from sluice_operator.kube import Kube, KubeError, load_configuration, resource_path
+from sluice_operator.kube import Kube, KubeError, resource_path
 from sluice_operator.reconcile import connector_path
-from sluice_operator.testing import install_crd
 from sluice_operator.validation import InvalidSpec, validate_connector
 from sluice_runtime.config import load_connector
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: str) -> Iterator[Kube]:
-    client = Kube(load_configuration(kubeconfig))
-    install_crd(client)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import urllib.request
 import uuid
@@ -24,17 +23,16 @@ import pytest
 from e2e.localpod import LocalPod
 
 from sluice_operator.builders import runtime_name
-from sluice_operator.kube import Kube, load_configuration, resource_path
+from sluice_operator.kube import Kube, resource_path
 from sluice_operator.testing import (
     OperatorThread,
     condition_of,
     connector_body,
     create_connector,
     eventually,
-    install_crd,
 )
 from sluice_runtime.testing.function_server import FunctionServer, ThreadedFunctionServer
-from tests.support import produce
+from tests.support import free_port, produce
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +42,6 @@ def handle_message(event, context):
     value = event["value"]
     return {"user": value["user"], "doubled": value["n"] * 2, "connector": context.connector}
 """
-
-
-@pytest.fixture
-def kube(kubeconfig: str) -> Iterator[Kube]:
-    client = Kube(load_configuration(kubeconfig))
-    install_crd(client)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -66,13 +56,6 @@ def ns(kube: Kube) -> Iterator[str]:
 def function() -> Iterator[FunctionServer]:
     with ThreadedFunctionServer() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_rendered_deployment_delivers_records_to_the_function(

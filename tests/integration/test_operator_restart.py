@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from sluice_operator.builders import selector_string
-from sluice_operator.kube import Kube, load_configuration, resource_path
+from sluice_operator.kube import Kube, resource_path
 from sluice_operator.testing import (
     OperatorThread,
     condition_of,
     connector_body,
     create_connector,
     eventually,
-    install_crd,
     mark_pods_ready,
 )
 
@@ -29,14 +28,6 @@ KINDS = [
     ("apps/v1", "deployments"),
     ("v1", "services"),
 ]
-
-
-@pytest.fixture
-def kube(kubeconfig: str) -> Iterator[Kube]:
-    client = Kube(load_configuration(kubeconfig))
-    install_crd(client)
-    yield client
-    client.close()
 
 
 @pytest.fixture
