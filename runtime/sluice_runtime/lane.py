@@ -184,7 +184,6 @@ class Lane:
         self.buffered_bytes = 0
         self.paused = False
         self.draining = False
-        self.blocked = False
         if delivery.ordering == "key-ordered":
             self.slots = [Slot(self, 1) for _ in range(delivery.max_in_flight)]
         elif delivery.ordering == "unordered":
@@ -293,7 +292,6 @@ class Lane:
         if tolerance == "none" and failure.stage != "deliver":
             # errorTolerance none: nothing moves past a failed record; the lane holds until
             # the runtime restarts (typically with a fixed spec).
-            self.blocked = True
             self.services.metrics.blocked_partitions.inc()
             log.error(
                 "Partition %s-%d blocked at offset %d: %s failed: %s",

@@ -57,14 +57,3 @@ class RetrySchedule:
         if elapsed + delay > self.spec.max_retry_duration:
             return None
         return delay
-
-    def worst_case_total(self) -> float:
-        """Upper bound of the time one delivery may spend retrying; used to size timeouts
-        such as ``max.poll.interval.ms``."""
-        if self.spec.policy == "none":
-            return 0.0
-        if self.spec.policy == "backoff":
-            total = self.spec.backoff_max * (self.max_attempts - 1)
-        else:
-            total = sum(self.ceiling(n) for n in range(1, self.max_attempts))
-        return float(min(total, self.spec.max_retry_duration))

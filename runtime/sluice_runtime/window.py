@@ -30,14 +30,6 @@ class Batch:
     trigger: str  # count | bytes | interval | drain
     size: int = 0
 
-    @property
-    def records(self) -> list[Record]:
-        """Distinct records in the batch, in order."""
-        seen: dict[int, Record] = {}
-        for item in self.items:
-            seen.setdefault(item.record.offset, item.record)
-        return list(seen.values())
-
 
 @dataclass(slots=True)
 class Batcher:
