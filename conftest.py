@@ -11,6 +11,8 @@ Each test gets its own topics and its own namespace, so tests never see each oth
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import subprocess
 import uuid
@@ -22,6 +24,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 SCRIPTS = ROOT / "scripts"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on a fresh event loop (no plugin needed for so little)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    arguments = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(pyfuncitem.obj(**arguments))
+    return True
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
