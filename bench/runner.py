@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from sluice_runtime import source
-from sluice_runtime.app import Runtime
+from sluice_runtime.app import Runtime, tune_garbage_collector
 from sluice_runtime.config import load_connector_file
 from sluice_runtime.logs import setup_logging
 from sluice_runtime.metrics import Metrics
@@ -96,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         grace=args.grace,
     )
+
+    tune_garbage_collector()  # as sluice run does
+    import os
+    if os.environ.get("X_SWITCH"):
+        sys.setswitchinterval(float(os.environ["X_SWITCH"]))
+    if os.environ.get("X_BATCH"):
+        source.POLL_BATCH = int(os.environ["X_BATCH"])
 
     async def run() -> None:
         announce = asyncio.create_task(_announce(runtime))

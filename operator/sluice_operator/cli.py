@@ -15,7 +15,7 @@ from sluice_operator.commands import add_operator_commands
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluice_runtime.app import Runtime
+    from sluice_runtime.app import Runtime, tune_garbage_collector
     from sluice_runtime.config import ManifestError, load_connector_file
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import SpecError
@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         grace=args.grace,
         sink_uri=args.sink_uri,
     )
+    tune_garbage_collector()
     try:
         asyncio.run(runtime.run())
     except SpecError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -28,6 +29,19 @@ log = logging.getLogger("sluice.runtime")
 
 DEFAULT_GRACE = 25.0
 MAX_CONCURRENCY = 64
+
+
+def tune_garbage_collector() -> None:
+    """Collect less often than CPython's default, for a process that runs one runtime.
+
+    Records and their events stay alive from read to acknowledgement, so tens of thousands
+    of young objects are always around; with the default generation-0 threshold (700
+    allocations) the collector rescans them hundreds of times a second, which cost about a
+    third of the throughput (make bench, throughput-batch100: 59k → 82k records/s). What
+    was loaded at startup is frozen out of collection altogether.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 50)
 
 
 class Runtime:
