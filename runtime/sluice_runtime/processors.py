@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice_runtime.config import Connector
-from sluice_runtime.envelope import Record, build_envelope
+from sluice_runtime.envelope import ENVELOPE, Record, build_envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,9 @@ def build_processor(connector: Connector, base_dir: Path | None = None) -> Proce
             text = str(error)  # name the field from the manifest's root, as patterns do
             raise SpecError(text if text.startswith("spec.") else f"spec.{text}") from None
 
+    if matches is None and transform is None:
+        return _pass_through
+
     def process(record: Record) -> Processed:
         try:
             envelope = build_envelope(record)
@@ -91,3 +94,12 @@ def build_processor(connector: Connector, base_dir: Path | None = None) -> Proce
             return RecordFailure("transform", f"{type(error).__name__}: {error}")
 
     return process
+
+
+def _pass_through(_record: Record) -> Processed:
+    """No filter, no transform: the event's data is the record's envelope, which the
+    payload encodes straight into the request (decoding bytes never fails)."""
+    return _ENVELOPE_ONLY
+
+
+_ENVELOPE_ONLY = [ENVELOPE]  # shared: the lane only reads it

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sluice_runtime.envelope import Record, build_envelope
+from sluice_runtime.envelope import ENVELOPE, Record, build_envelope, encode_envelope
 from sluice_runtime.payload import build_request
 from sluice_runtime.sink import parse_retry_after
 from sluice_runtime.window import Item
@@ -77,3 +81,68 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+RAW = st.one_of(
+    st.none(),
+    st.binary(max_size=64),
+    st.text(max_size=32).map(str.encode),
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=10,
+    ).map(lambda value: json.dumps(value, indent=1, ensure_ascii=False).encode()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    key=RAW,
+    value=RAW,
+    headers=st.lists(st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=8))),
+    topic=st.text(min_size=1, max_size=12),
+    index=st.integers(min_value=0, max_value=3),
+)
+def test_the_fast_path_writes_what_the_dict_path_writes(
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes | None]],
+    topic: str,
+    index: int,
+) -> None:
+    """Pass-through records skip building dicts; the function must not see a difference,
+    whatever the bytes, headers, topic or fan-out index."""
+    if headers:
+        headers.append(("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+    record = Record(topic, 7, 123456789, 1_700_000_000_123, key, value, headers)
+    envelope = build_envelope(record)
+    assert orjson.loads(encode_envelope(record)) == orjson.loads(orjson.dumps(envelope))
+    for fmt in ("cloudevents-batch", "json-array", "cloudevents-binary"):
+        fast = build_request([Item(record, ENVELOPE, index)], fmt, '/s"\\x')
+        slow = build_request([Item(record, envelope, index)], fmt, '/s"\\x')
+        assert orjson.loads(fast.body) == orjson.loads(slow.body)
+        assert fast.headers == slow.headers
+
+
+def test_a_batch_mixing_encoded_and_plain_data() -> None:
+    items = [Item(record(5), ENVELOPE), Item(record(6), {"made": "by a UDF"})]
+    events = orjson.loads(build_request(items, "cloudevents-batch", SOURCE).body)
+    assert events[0]["data"]["value"] == {"a": 1}
+    assert events[1]["data"] == {"made": "by a UDF"}
+
+
+def test_a_long_pass_through_batch_matches_the_dict_path() -> None:
+    """Batches longer than one formatting chunk, with keys of every kind."""
+    keys = [b"user-1", None, b"42", b'"quoted"', b"\xff\xfe", b"caf\xc3\xa9"]
+    records = [
+        Record("views", offset % 3, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
+        for offset in range(150)
+    ]
+    fast = build_request([Item(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
+    slow = build_request([Item(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE)
+    assert orjson.loads(fast.body) == orjson.loads(slow.body)
+    assert len(orjson.loads(fast.body)) == 150
