@@ -8,6 +8,7 @@ whatever Kafka holds can be represented, so a strange record is delivered, not l
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass, field
 
 # The C implementation behind json.dumps for strings: ASCII-only output, \u escapes.
@@ -15,6 +16,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 import orjson
+import simdjson
 
 
 @dataclass(slots=True)
@@ -77,12 +79,8 @@ def _encoded_bytes(raw: bytes | None) -> tuple[bytes, str]:
     reusing the record's own bytes when they are JSON already (no parse-and-reserialise)."""
     if raw is None:
         return b"null", "null"
-    if raw and raw[0] in _JSON_START:
-        try:
-            orjson.loads(raw)  # validation: only JSON may be embedded as is
-            return raw, "json"
-        except orjson.JSONDecodeError:
-            pass
+    if raw and raw[0] in _JSON_START and is_json(raw):
+        return raw, "json"  # embedded as is
     # json's C string encoder rather than orjson.dumps: each orjson.dumps call allocates a
     # kilobyte buffer and shrinks it, which costs ~2 µs per call once thousands of results
     # are alive at once (they are: events wait in batches), against ~0.1 µs here.
@@ -90,6 +88,33 @@ def _encoded_bytes(raw: bytes | None) -> tuple[bytes, str]:
         return json_string(raw.decode("utf-8")), "text"
     except UnicodeDecodeError:
         return b'"%b"' % base64.b64encode(raw), "base64"
+
+
+_parsers = threading.local()  # a simdjson parser must not be shared between threads
+_SIMDJSON_MAX = 1 << 20  # larger documents go to orjson, so each parser's buffer stays small
+
+
+def is_json(raw: bytes) -> bool:
+    """Whether ``raw`` is one JSON document.
+
+    simdjson validates without building Python objects, about a fifth of what
+    ``orjson.loads`` costs here (that was a sixth of the runtime's CPU per record); what it
+    refuses is asked again of orjson, which also accepts integers beyond 64 bits.
+    """
+    if len(raw) <= _SIMDJSON_MAX:
+        parser = getattr(_parsers, "parser", None)
+        if parser is None:
+            parser = _parsers.parser = simdjson.Parser()
+        try:
+            parser.parse(raw)  # the parsed document is dropped at once, freeing the parser
+            return True
+        except (ValueError, RuntimeError):
+            pass
+    try:
+        orjson.loads(raw)
+        return True
+    except orjson.JSONDecodeError:
+        return False
 
 
 def json_string(text: str) -> bytes:

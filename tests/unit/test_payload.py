@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice_runtime.envelope import ENVELOPE, Record, build_envelope, encode_envelope
+from sluice_runtime.envelope import ENVELOPE, Record, build_envelope, encode_envelope, is_json
 from sluice_runtime.payload import build_request
 from sluice_runtime.sink import parse_retry_after
 from sluice_runtime.window import Item
@@ -146,3 +146,27 @@ def test_a_long_pass_through_batch_matches_the_dict_path() -> None:
     slow = build_request([Item(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE)
     assert orjson.loads(fast.body) == orjson.loads(slow.body)
     assert len(orjson.loads(fast.body)) == 150
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"123456789012345678901234567890",  # beyond 64 bits: simdjson refuses, orjson reads
+        b'{"a": 1, "a": 2}',
+        b' [1, {"b": null}] ',
+        b'"\\ud800"',  # a lone surrogate
+        b"1e400",
+        b"[1,]",
+        b'"\x01"',
+        b"[" * 1100 + b"]" * 1100,
+        b'{"big": "' + b"x" * (2 << 20) + b'"}',  # past the simdjson size cut-off
+        b'{"big": "' + b"x" * (2 << 20),
+    ],
+)
+def test_json_validation_agrees_with_orjson(raw: bytes) -> None:
+    try:
+        orjson.loads(raw)
+        valid = True
+    except orjson.JSONDecodeError:
+        valid = False
+    assert is_json(raw) is valid
