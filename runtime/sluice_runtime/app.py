@@ -82,7 +82,9 @@ class Runtime:
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
-        deliverer = Deliverer(sink.send, spec.delivery, self.metrics, limiter, self.abort)
+        deliverer = Deliverer(
+            sink.send, spec.delivery, self.metrics, limiter, self.abort, prepare=sink.prepare
+        )
         failures = FailurePath(
             self.connector,
             self.metrics,
@@ -173,11 +175,8 @@ class Runtime:
         log.info("Stopped runtime")
 
     # Source callbacks, on the loop thread.
-    def _records(self, source: KafkaSource, records: list[Record]) -> None:
-        by_partition: dict[tuple[str, int], list[Record]] = {}
-        for record in records:
-            by_partition.setdefault((record.topic, record.partition), []).append(record)
-        for tp, group in by_partition.items():
+    def _records(self, source: KafkaSource, groups: dict[tuple[str, int], list[Record]]) -> None:
+        for tp, group in groups.items():
             self.metrics.consumed.labels(topic=tp[0]).inc(len(group))
             lane = self.lanes.get(tp)
             if lane is None or lane.draining:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sluice_runtime.config import Delivery
 from sluice_runtime.metrics import Metrics
+from sluice_runtime.payload import Request
 from sluice_runtime.processors import RecordFailure
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.retry import RetrySchedule
@@ -25,7 +26,9 @@ from sluice_runtime.window import Item
 
 log = logging.getLogger("sluice.delivery")
 
-Send = Callable[[Sequence[Item]], Awaitable[SendResult]]
+Send = Callable[[Sequence[Item], Request | None], Awaitable[SendResult]]
+"""Sends items, with their request built already or not (None)."""
+Prepare = Callable[[Sequence[Item]], Request]
 Delivered = Callable[[list[Item]], None]
 
 
@@ -42,20 +45,22 @@ class Deliverer:
     stopping: asyncio.Event
     schedule: RetrySchedule | None = None
     clock: Callable[[], float] = time.monotonic
+    prepare: Prepare | None = None  # builds a batch's request ahead of its turn
 
     def __post_init__(self) -> None:
         if self.schedule is None:
             self.schedule = RetrySchedule(self.delivery.retry)
 
     async def deliver(
-        self, items: Sequence[Item], on_delivered: Delivered
+        self, items: Sequence[Item], on_delivered: Delivered, prepared: Request | None = None
     ) -> list[tuple[Item, RecordFailure]]:
         """Deliver in order; returns the items that failed for good, with why.
 
         ``on_delivered`` is told as soon as some items went through, so a partition blocked
-        on one record still commits everything before it.
+        on one record still commits everything before it. ``prepared`` is the request for
+        exactly ``items``, built earlier (see ``Slot._dispatch``).
         """
-        pending, last = await self._attempt_with_retries(items, on_delivered)
+        pending, last = await self._attempt_with_retries(items, on_delivered, prepared)
         if not pending:
             return []
         assert last is not None
@@ -76,7 +81,7 @@ class Deliverer:
         return [(item, failure) for item in pending]
 
     async def _attempt_with_retries(
-        self, items: Sequence[Item], on_delivered: Delivered
+        self, items: Sequence[Item], on_delivered: Delivered, prepared: Request | None
     ) -> tuple[list[Item], SendResult | None]:
         assert self.schedule is not None
         pending = list(items)
@@ -84,7 +89,7 @@ class Deliverer:
         attempts = 0
         while True:
             attempts += 1
-            result = await self._send(pending)
+            result = await self._send(pending, prepared)
             if result.ok:
                 self._attempts = attempts
                 on_delivered(pending)
@@ -97,6 +102,7 @@ class Deliverer:
                         [item for item in pending if item.event_id not in result.failed_ids]
                     )
                     pending = named
+                    prepared = None  # it was for the whole batch
             self.metrics.retries.labels(reason=_reason_label(result)).inc()
             delay = (
                 self.schedule.next_delay(attempts, self.clock() - started, result.retry_after)
@@ -120,17 +126,17 @@ class Deliverer:
                     format_duration(self.delivery.retry.max_delay),
                 )
                 await self._sleep(self.delivery.retry.max_delay)
-                result = await self._send(items)
+                result = await self._send(items, None)
                 if result.ok:
                     log.info("Delivery unblocked at %s", first.event_id)
                     return
         finally:
             self.metrics.blocked_partitions.dec()
 
-    async def _send(self, items: Sequence[Item]) -> SendResult:
+    async def _send(self, items: Sequence[Item], prepared: Request | None) -> SendResult:
         async with self.limiter.slot():
             started = time.perf_counter()
-            result = await self.send(items)
+            result = await self.send(items, prepared)
             self.metrics.request_duration.observe(time.perf_counter() - started)
         self.limiter.feedback(result.status)
         return result

@@ -29,6 +29,7 @@ from sluice_runtime.delivery import Deliverer, Stopping
 from sluice_runtime.envelope import Record
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.offsets import OffsetTracker
+from sluice_runtime.payload import Request
 from sluice_runtime.processors import Processor, RecordFailure
 from sluice_runtime.window import Batch, Batcher, Item
 
@@ -75,19 +76,19 @@ class Slot:
                     await self._dispatch(self.batcher.flush("drain"))
                 await self._wait_in_flight(0)
                 return
-            if len(self.batcher) and (window.max_interval == 0 or self._due()):
-                await self._dispatch(self.batcher.flush("interval"))
-                continue
+            timeout = self.batcher.until_next(time.monotonic())
+            if len(self.batcher) and (window.max_interval == 0 or timeout == 0):
+                if len(self.in_flight) < self.concurrency:
+                    await self._dispatch(self.batcher.flush("interval"))
+                    continue
+                # Due, but no room for another request: the batch keeps growing until a
+                # delivery ends (which wakes this slot) rather than queue up half empty.
+                timeout = None
             if self.pending:
                 continue
             self.wakeup.clear()
-            timeout = self.batcher.until_next(time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout)
-
-    def _due(self) -> bool:
-        remaining = self.batcher.until_next(time.monotonic())
-        return remaining is not None and remaining <= 0
 
     async def _take_pending(self) -> None:
         """Process what is waiting and feed the window; deliver batches as they close."""
@@ -124,26 +125,40 @@ class Slot:
             lane.finish_records(filtered)
 
     async def _dispatch(self, batch: Batch) -> None:
-        metrics = self.lane.services.metrics
-        metrics.batches.labels(trigger=batch.trigger).inc()
-        metrics.batch_size.observe(len(batch.items))
-        if self.concurrency == 1:
-            await self._deliver(batch)
-            return
+        """Start delivering a closed batch once fewer than ``concurrency`` are in flight.
+
+        A batch that has to wait gets its request built first: the encoding overlaps the
+        requests before it instead of delaying its own (order holds, since it is still sent
+        only when its turn comes). The slot goes on reading records meanwhile.
+        """
+        services = self.lane.services
+        services.metrics.batches.labels(trigger=batch.trigger).inc()
+        services.metrics.batch_size.observe(len(batch.items))
+        prepared = None
+        prepare = services.deliverer.prepare
+        if prepare is not None and len(self.in_flight) >= self.concurrency:
+            prepared = prepare(batch.items)
         await self._wait_in_flight(self.concurrency - 1)
-        task = asyncio.create_task(self._deliver(batch))
+        task = asyncio.create_task(self._deliver(batch, prepared))
         self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
+        task.add_done_callback(self._delivery_ended)
+
+    def _delivery_ended(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.wakeup.set()  # a batch may be waiting for room (see run)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # a bug, as for the slot itself (see Lane._slot_ended)
+            self.lane._slot_ended(task)
 
     async def _wait_in_flight(self, at_most: int) -> None:
         while len(self.in_flight) > at_most:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _deliver(self, batch: Batch) -> None:
+    async def _deliver(self, batch: Batch, prepared: Request | None) -> None:
         services = self.lane.services
         services.metrics.in_flight.inc()
         try:
-            failures = await services.deliverer.deliver(batch.items, self._delivered)
+            failures = await services.deliverer.deliver(batch.items, self._delivered, prepared)
         except Stopping:
             return  # what was not acknowledged is read again after restart
         finally:

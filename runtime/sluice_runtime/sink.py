@@ -18,7 +18,7 @@ import orjson
 
 from sluice_runtime.config import Connector
 from sluice_runtime.http import LeanTransport, timeout_extension
-from sluice_runtime.payload import build_request
+from sluice_runtime.payload import Request, build_request
 from sluice_runtime.window import Item
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -85,8 +85,12 @@ class HttpSink:
         # transport, and make bench's http-client row for the figures.
         self._transport = LeanTransport(max_connections=concurrency)
 
-    async def send(self, items: Sequence[Item]) -> SendResult:
-        payload = build_request(items, self.format, self.source)
+    def prepare(self, items: Sequence[Item]) -> Request:
+        """The request for these items, built ahead of sending (see ``send``)."""
+        return build_request(items, self.format, self.source)
+
+    async def send(self, items: Sequence[Item], prepared: Request | None = None) -> SendResult:
+        payload = prepared if prepared is not None else self.prepare(items)
         try:
             request = httpx.Request(
                 "POST",
