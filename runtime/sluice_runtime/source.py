@@ -86,7 +86,7 @@ class KafkaSource:
         connector: Connector,
         index: int,
         loop: asyncio.AbstractEventLoop,
-        on_records: Callable[[KafkaSource, list[Record]], None],
+        on_records: Callable[[KafkaSource, dict[tuple[str, int], list[Record]]], None],
         on_assign: Callable[[KafkaSource, list[tuple[str, int]]], None],
         on_revoke: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
         on_lost: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
@@ -167,9 +167,9 @@ class KafkaSource:
                     time.sleep(1)
                     continue
                 if messages:
-                    records = records_from_messages(messages)
-                    if records:
-                        self.loop.call_soon_threadsafe(self._on_records, self, records)
+                    groups = records_by_partition(messages)
+                    if groups:
+                        self.loop.call_soon_threadsafe(self._on_records, self, groups)
                 if self._on_lag is not None and time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + LAG_INTERVAL
                     self._report_lag()
@@ -264,7 +264,15 @@ class KafkaSource:
 
 
 def records_from_messages(messages: list[Message]) -> list[Record]:
-    records: list[Record] = []
+    return [record for group in records_by_partition(messages).values() for record in group]
+
+
+def records_by_partition(messages: list[Message]) -> dict[tuple[str, int], list[Record]]:
+    """Records of the messages, grouped by partition in read order (one pass: this runs
+    for every record read)."""
+    groups: dict[tuple[str, int], list[Record]] = {}
+    group: list[Record] = []
+    last: tuple[str, int] | None = None
     for message in messages:
         if message.error() is not None:
             log.warning("Kafka reported: %s", message.error())
@@ -272,8 +280,11 @@ def records_from_messages(messages: list[Message]) -> list[Record]:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
             continue
+        if (topic, partition) != last:  # librdkafka returns runs of one partition
+            last = (topic, partition)
+            group = groups.setdefault(last, [])
         headers = message.headers()
-        records.append(
+        group.append(
             Record(
                 topic,
                 partition,
@@ -281,7 +292,7 @@ def records_from_messages(messages: list[Message]) -> list[Record]:
                 message.timestamp()[1],
                 message.key(),
                 message.value(),
-                headers if isinstance(headers, list) else [],  # type: ignore[arg-type]
+                headers if isinstance(headers, list) else None,  # type: ignore[arg-type]
             )
         )
-    return records
+    return groups

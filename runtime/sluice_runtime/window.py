@@ -31,6 +31,9 @@ class Batch:
     size: int = 0
 
 
+_NONE_CLOSED: list[Batch] = []  # shared and never changed: add() closed nothing
+
+
 @dataclass(slots=True)
 class Batcher:
     max_messages: int
@@ -45,10 +48,15 @@ class Batcher:
 
     def add(self, item: Item, size: int, now: float) -> list[Batch]:
         """Add one item; returns the batches this closes (none, or one or two)."""
+        items = self._items
+        if items and self._bytes + size < self.max_bytes and len(items) + 1 < self.max_messages:
+            items.append(item)  # the common case: the open batch takes it and stays open
+            self._bytes += size
+            return _NONE_CLOSED
         closed: list[Batch] = []
         # An item that would overflow the byte budget starts a new batch, so batches stay
         # under maxBytes unless a single record is larger on its own.
-        if self._items and self._bytes + size > self.max_bytes:
+        if items and self._bytes + size > self.max_bytes:
             closed.append(self.flush("bytes"))
         if not self._items:
             self._opened_at = now
