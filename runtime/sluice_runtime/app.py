@@ -177,7 +177,7 @@ class Runtime:
     # Source callbacks, on the loop thread.
     def _records(self, source: KafkaSource, groups: dict[tuple[str, int], list[Record]]) -> None:
         for tp, group in groups.items():
-            self.metrics.consumed.labels(topic=tp[0]).inc(len(group))
+            self.metrics.consumed_from(tp[0]).inc(len(group))
             lane = self.lanes.get(tp)
             if lane is None or lane.draining:
                 continue  # revoked meanwhile: not acknowledged, the new owner reads it

@@ -134,10 +134,13 @@ class Deliverer:
             self.metrics.blocked_partitions.dec()
 
     async def _send(self, items: Sequence[Item], prepared: Request | None) -> SendResult:
-        async with self.limiter.slot():
+        await self.limiter.acquire()
+        try:
             started = time.perf_counter()
             result = await self.send(items, prepared)
             self.metrics.request_duration.observe(time.perf_counter() - started)
+        finally:
+            await self.limiter.release()
         self.limiter.feedback(result.status)
         return result
 

@@ -195,11 +195,14 @@ class LeanTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed body: this transport sends it whole
             body = await request.aread()
         head = _request_head(request, len(body))
-        try:
-            async with asyncio.timeout(timeouts.get("pool", DEFAULT_TIMEOUT)):
-                await pool.slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection free in time") from None
+        if pool.slots.locked():  # only a wait needs a deadline (it costs a timer)
+            try:
+                async with asyncio.timeout(timeouts.get("pool", DEFAULT_TIMEOUT)):
+                    await pool.slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no connection free in time") from None
+        else:
+            await pool.slots.acquire()
         try:
             connection = await self._connection(pool, origin, timeouts.get("connect"))
             try:

@@ -86,6 +86,22 @@ class Metrics:
             registry=r,
         )
 
+        # Labelled children looked up per batch, resolved once: labels() takes a lock and
+        # builds a key every call.
+        self._children: dict[tuple[str, str], Counter] = {}
+
+    def batches_closed(self, trigger: str) -> Counter:
+        child = self._children.get(("trigger", trigger))
+        if child is None:
+            child = self._children[("trigger", trigger)] = self.batches.labels(trigger=trigger)
+        return child
+
+    def consumed_from(self, topic: str) -> Counter:
+        child = self._children.get(("topic", topic))
+        if child is None:
+            child = self._children[("topic", topic)] = self.consumed.labels(topic=topic)
+        return child
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

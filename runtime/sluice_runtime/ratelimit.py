@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sluice_runtime.metrics import Metrics
 
@@ -27,23 +25,34 @@ class AdaptiveLimiter:
         self.limit = float(max_concurrency)
         self.in_flight = 0
         self._changed = asyncio.Condition()
+        self._waiting = 0
         self._rate = requests_per_second
         self._tokens = 1.0 if requests_per_second else 0.0
         self._refilled = time.monotonic()
         self._metrics = metrics
         metrics.concurrency_limit.set(self.limit)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
+    async def acquire(self) -> None:
+        """Wait for a request slot (and a token); pair with ``release``."""
+        # The common case, room and nobody queued, costs no lock: this runs per request.
+        if self._waiting or self.in_flight >= int(self.limit):
+            async with self._changed:
+                self._waiting += 1
+                try:
+                    await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
+                finally:
+                    self._waiting -= 1
+        self.in_flight += 1
         try:
             await self._take_token()
-            yield
-        finally:
+        except BaseException:
+            await self.release()
+            raise
+
+    async def release(self) -> None:
+        self.in_flight -= 1
+        if self._waiting:
             async with self._changed:
-                self.in_flight -= 1
                 self._changed.notify_all()
 
     async def _take_token(self) -> None:

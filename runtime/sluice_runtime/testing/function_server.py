@@ -137,7 +137,6 @@ class FunctionServer:
             self.on_request(received)
         return 200, {}, b"{}"
 
-
     def _count(
         self, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes] | None:
