@@ -14,6 +14,7 @@ import logging
 import signal
 from pathlib import Path
 
+from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Connector
 from sluice_runtime.deadletter import FailurePath
 from sluice_runtime.delivery import Deliverer
@@ -66,10 +67,10 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.health: ProbeServer | None = None
         self.failure: BaseException | None = None
-        self._process_bytes = [0]
-        self._paused_lanes: set[Lane] = (
-            set()
-        )  # bytes buffered across all lanes, for the process bound
+        buffer = connector.spec.runtime.buffer
+        self.buffer = ProcessBuffer(
+            buffer.max_records, buffer.max_bytes, self.metrics, self._set_reading
+        )
 
     def ready(self) -> bool:
         return bool(self.sources) and not self.stopping.is_set()
@@ -108,9 +109,8 @@ class Runtime:
                 store_offset=source.store,
                 set_paused=source.set_paused,
                 trace_records=spec.runtime.trace_records,
-                process_bytes=self._process_bytes,
+                buffer=self.buffer,
                 on_fatal=self._fatal,
-                paused_lanes=self._paused_lanes,
             )
 
         self._services_for = services_for
@@ -146,6 +146,10 @@ class Runtime:
             failures.close()
             if self.health is not None:
                 self.health.stop()
+
+    def _set_reading(self, reading: bool) -> None:
+        for source in self.sources:
+            source.set_reading(reading)
 
     def _fatal(self, error: BaseException) -> None:
         self.failure = error

@@ -292,15 +292,22 @@ class Scaling(Model):
 
 
 class Buffer(Model):
-    """Bounds on what a runtime holds in memory; a full partition is paused."""
+    """Bounds on what a runtime holds in memory. A full partition is paused; a full process
+    reads no further (one record per 100 ms keeps the group membership) until half of what
+    it holds is delivered."""
 
     max_records_per_partition: int = Field(
-        default=10000, ge=1, description="Records held per partition before it pauses."
+        default=20000, ge=1, description="Records held per partition before it pauses."
     )
     max_bytes_per_partition: Quantity = Field(
         default=16 * 2**20, description="Bytes held per partition before it pauses."
     )
-    max_bytes: Quantity = Field(default=128 * 2**20, description="Per process.")
+    max_records: int = Field(
+        default=50000, ge=1, description="Records held per process before reading waits."
+    )
+    max_bytes: Quantity = Field(
+        default=128 * 2**20, description="Bytes held per process before reading waits."
+    )
 
 
 class Runtime(Model):

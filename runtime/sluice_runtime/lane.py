@@ -21,8 +21,9 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Connector
 from sluice_runtime.deadletter import FailurePath
 from sluice_runtime.delivery import Deliverer, Stopping
@@ -48,10 +49,9 @@ class LaneServices:
     metrics: Metrics
     store_offset: Callable[[str, int, int], None]  # (topic, partition, next offset)
     set_paused: Callable[[str, int, bool], None]
+    buffer: ProcessBuffer  # the process-wide bound, shared by every lane
     trace_records: bool = False
-    process_bytes: list[int] = field(default_factory=lambda: [0])  # shared, mutable counter
     on_fatal: Callable[[BaseException], None] = lambda _error: None
-    paused_lanes: set[Lane] = field(default_factory=set)  # any lane may resume the others
 
 
 class Slot:
@@ -188,7 +188,6 @@ class Lane:
         buffer = services.connector.spec.runtime.buffer
         self.max_records = buffer.max_records_per_partition
         self.max_bytes = buffer.max_bytes_per_partition
-        self.process_max_bytes = buffer.max_bytes
         self.tracker = OffsetTracker()
         self.outstanding: dict[int, int] = {}  # offset -> events not yet delivered
         self.failed_offsets: set[int] = set()
@@ -221,7 +220,6 @@ class Lane:
         self.services.on_fatal(error)
 
     def feed(self, records: list[Record]) -> None:
-        metrics = self.services.metrics
         size = 0
         for record in records:
             self.tracker.register(record.offset)
@@ -231,16 +229,12 @@ class Lane:
             size += record.size
         self.buffered_records += len(records)
         self.buffered_bytes += size
-        self.services.process_bytes[0] += size
-        metrics.buffered.inc(len(records))
-        metrics.buffered_bytes.inc(size)
+        self.services.buffer.add(len(records), size)
         for slot in self.slots:
             if slot.pending:
                 slot.wakeup.set()
         if not self.paused and (
-            self.buffered_records >= self.max_records
-            or self.buffered_bytes >= self.max_bytes
-            or self.services.process_bytes[0] >= self.process_max_bytes
+            self.buffered_records >= self.max_records or self.buffered_bytes >= self.max_bytes
         ):
             self._set_paused(True)
 
@@ -272,10 +266,8 @@ class Lane:
         size = sum(record.size for record in records)
         self.buffered_records -= count
         self.buffered_bytes -= size
-        self.services.process_bytes[0] -= size
+        self.services.buffer.remove(count, size)
         metrics = self.services.metrics
-        metrics.buffered.dec(count)
-        metrics.buffered_bytes.dec(size)
         # End-to-end latency is sampled (about 4 records per group): observing a histogram
         # costs more than everything else done per record.
         now = time.time()
@@ -285,19 +277,12 @@ class Lane:
         if moved is not None:
             self.services.store_offset(self.topic, self.partition, moved)
             self._committed_gauge.set(moved)
-        paused = self.services.paused_lanes
-        if paused and self.services.process_bytes[0] <= self.process_max_bytes // 2:
-            # A lane paused because the whole process was full may hold nothing itself and
-            # never finish another record, so whichever lane frees memory resumes it.
-            for lane in list(paused):
-                if lane.below_low_water():
-                    lane._set_paused(False)
-
-    def below_low_water(self) -> bool:
-        return (
-            self.buffered_records <= self.max_records // 2
+        if (
+            self.paused
+            and self.buffered_records <= self.max_records // 2
             and self.buffered_bytes <= self.max_bytes // 2
-        )
+        ):
+            self._set_paused(False)
 
     async def fail(self, record: Record, failure: RecordFailure) -> None:
         """A record failed for good: to the failure path, then acknowledged."""
@@ -327,10 +312,6 @@ class Lane:
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
-        if paused:
-            self.services.paused_lanes.add(self)
-        else:
-            self.services.paused_lanes.discard(self)
         log.info(
             "%s partition %s-%d (%d records, %d bytes buffered)",
             "Paused" if paused else "Resumed",
@@ -349,7 +330,7 @@ class Lane:
             slot.wakeup.set()
         tasks = [slot.task for slot in self.slots if slot.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.services.paused_lanes.discard(self)
+        self._forget_pause()
 
     async def abort(self) -> None:
         for slot in self.slots:
@@ -360,12 +341,15 @@ class Lane:
         tasks = [slot.task for slot in self.slots if slot.task is not None]
         tasks += [task for slot in self.slots for task in slot.in_flight]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.services.metrics.buffered.dec(self.buffered_records)
-        self.services.metrics.buffered_bytes.dec(self.buffered_bytes)
-        self.services.process_bytes[0] -= self.buffered_bytes
+        self.services.buffer.remove(self.buffered_records, self.buffered_bytes)
+        self.buffered_records = self.buffered_bytes = 0
+        self._forget_pause()
+
+    def _forget_pause(self) -> None:
+        """The lane is going away; the source resumes the partition as it lets it go."""
         if self.paused:
+            self.paused = False
             self.services.metrics.paused.dec()
-        self.services.paused_lanes.discard(self)
 
 
 def _key_slot(key: bytes | None, slots: int) -> int:

@@ -67,6 +67,11 @@ class Metrics:
         self.paused = Gauge(
             "sluice_paused_partitions", "Partitions paused by backpressure.", registry=r
         )
+        self.reading_throttled = Gauge(
+            "sluice_reading_throttled",
+            "1 while the process holds its limit of records or bytes and reads no further.",
+            registry=r,
+        )
         self.blocked_partitions = Gauge(
             "sluice_blocked_partitions", "Partitions blocked by errorTolerance none.", registry=r
         )

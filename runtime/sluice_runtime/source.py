@@ -30,6 +30,7 @@ from sluice_runtime.envelope import Record
 log = logging.getLogger("sluice.source")
 
 POLL_BATCH = 2000
+THROTTLED_POLL = 0.1  # seconds between the single records taken while the process is full
 LAG_INTERVAL = 5.0
 
 # Environment variables the operator fills from the auth Secret (never from the manifest).
@@ -106,6 +107,8 @@ class KafkaSource:
         self._to_store: dict[tuple[str, int], int] = {}
         self._commands: deque[tuple[str, int, bool]] = deque()
         self._stop = threading.Event()
+        self._reading = threading.Event()  # cleared while the process is full
+        self._reading.set()
         self._thread = threading.Thread(target=self._run, name=f"kafka-{index}", daemon=True)
         self.closed = threading.Event()
 
@@ -125,6 +128,10 @@ class KafkaSource:
 
     def set_paused(self, topic: str, partition: int, paused: bool) -> None:
         self._commands.append((topic, partition, paused))
+
+    def set_reading(self, reading: bool) -> None:
+        """Whether to take records at full speed (see sluice_runtime.backpressure)."""
+        self._reading.set() if reading else self._reading.clear()
 
     def _apply_handovers(self) -> None:
         while self._commands:
@@ -161,7 +168,7 @@ class KafkaSource:
             while not self._stop.is_set():
                 self._apply_handovers()
                 try:
-                    messages = self._next_messages()
+                    messages = self._next_messages() if self._reading.is_set() else self._trickle()
                 except KafkaException as error:
                     log.error("Kafka consume failed: %s", error)
                     time.sleep(1)
@@ -197,6 +204,13 @@ class KafkaSource:
             return first
         return first + self.consumer.consume(POLL_BATCH - 1, 0)
 
+    def _trickle(self) -> list[Message]:
+        """The process is full: wait (woken as soon as reading may go on), then take at most
+        one record, so rebalances are still served and the group keeps this member."""
+        if self._reading.wait(THROTTLED_POLL):
+            return self._next_messages()
+        return self.consumer.consume(1, 0)
+
     def _tuples(self, partitions: list[TopicPartition]) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in partitions]
 
@@ -214,7 +228,7 @@ class KafkaSource:
         self._wait(self._on_revoke(self, tps))
         self._apply_handovers()
         self._commit(tps)
-        self.assigned.difference_update(tps)
+        self._release(tps)
 
     def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
@@ -223,9 +237,22 @@ class KafkaSource:
             ", ".join(f"{t}-{p}" for t, p in tps),
         )
         self._wait(self._on_lost(self, tps))
-        self.assigned.difference_update(tps)
+        self._apply_handovers()
+        self._release(tps)
         for tp in tps:
             self.stored.pop(tp, None)
+
+    def _release(self, tps: list[tuple[str, int]]) -> None:
+        """Let partitions go once their lanes are gone and what they handed over is applied:
+        resume them (librdkafka keeps a pause through unassign and assign, and a lane made
+        for them later would never know) and forget offsets that can no longer be stored."""
+        for tp in tps:
+            self._to_store.pop(tp, None)
+        try:
+            self.consumer.resume([TopicPartition(t, p) for t, p in tps])
+        except KafkaException as error:
+            log.debug("Could not resume released partitions: %s", error)
+        self.assigned.difference_update(tps)
 
     def _wait(self, coroutine: Coroutine[Any, Any, None]) -> None:
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)

@@ -242,7 +242,7 @@ def test_throttling_slows_requests_and_recovers(
             # Two partitions, one batch each in flight, each waiting Retry-After 2 s.
             assert len(hits) <= 10, f"{len(hits)} requests in 6 s while throttled"
             assert runtime.runtime.metrics.concurrency_limit._value.get() < 64
-            assert runtime.runtime._process_bytes[0] < 2**20
+            assert runtime.runtime.buffer.bytes < 2**20
             throttle["on"] = False
             wait_for(lambda: function.event_count >= 3_000, 60, "recovery")
             assert runtime.runtime.metrics.concurrency_limit._value.get() > 1

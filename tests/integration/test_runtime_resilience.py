@@ -143,3 +143,35 @@ def test_slow_function_pauses_partitions_and_keeps_memory_flat(
     assert function.event_count >= 10_000
     assert "Paused partition" in process.log.read_text()
     assert peak < 200, f"peak RSS {peak:.0f} MB with 100 MB waiting"
+
+
+def test_a_full_process_stops_reading_without_pausing_or_leaving_the_group(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """The process bound throttles reading instead of pausing partitions: nothing that
+    librdkafka fetched is thrown away, the consumer stays in its group however long the
+    function is slow, and every record arrives."""
+    topic = make_topic(partitions=4)
+    produce(kafka_bootstrap, topic, ((f"k{i}", f'{{"n": {i}}}') for i in range(12_000)))
+    with ThreadedFunctionServer(delay=0.3, keep=False) as function:
+        manifest = connector_manifest(
+            "throttled",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 100, "maxInterval": "50ms"},
+            runtime={"buffer": {"maxRecords": 2_000, "maxRecordsPerPartition": 100_000}},
+        )
+        with RuntimeThread(manifest) as runtime:
+            metrics = runtime.runtime.metrics
+            wait_for(lambda: metrics.reading_throttled._value.get() == 1, 30, "throttled")
+            most = 0.0
+            for _ in range(20):  # 4 s with the process full and the function slow
+                most = max(most, metrics.buffered._value.get())
+                time.sleep(0.2)
+            assert metrics.paused._value.get() == 0
+            # At most one poll batch past the bound, plus a trickle of single records.
+            assert most <= 2_000 + 2_000 + 100, f"{most:.0f} records held"
+            wait_for(lambda: function.event_count >= 12_000, 120, "every record")
+            assert metrics.reading_throttled._value.get() == 0
+            assert len(runtime.runtime.lanes) == 4  # never lost its partitions
