@@ -61,7 +61,9 @@ class Runtime:
         self.metrics_port = metrics_port
         self.grace = grace
         self.sink_uri = sink_uri
-        self.lanes: dict[tuple[str, int], Lane] = {}
+        # Keyed by consumer too: with several consumers per process a partition can move
+        # from one to another, and the new owner's lane must not be the old one's.
+        self.lanes: dict[tuple[int, str, int], Lane] = {}
         self.sources: list[KafkaSource] = []
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -125,6 +127,7 @@ class Runtime:
                 self._lost,
                 revoke_timeout=self.grace,
                 on_lag=self._lag,
+                on_fatal=self._fatal,
             )
             self.sources.append(source)
             source.start()
@@ -161,10 +164,8 @@ class Runtime:
             self.stopping.set()
 
     async def _shutdown(self) -> None:
-        for topic, partition in self.lanes:
-            for source in self.sources:
-                if (topic, partition) in source.assigned:
-                    source.set_paused(topic, partition, True)
+        for index, topic, partition in self.lanes:
+            self.sources[index].set_paused(topic, partition, True)
         lanes = list(self.lanes.values())
         drained = asyncio.gather(*(lane.drain() for lane in lanes))
         try:
@@ -182,20 +183,25 @@ class Runtime:
     def _records(self, source: KafkaSource, groups: dict[tuple[str, int], list[Record]]) -> None:
         for tp, group in groups.items():
             self.metrics.consumed_from(tp[0]).inc(len(group))
-            lane = self.lanes.get(tp)
+            lane = self.lanes.get((source.index, *tp))
             if lane is None or lane.draining:
                 continue  # revoked meanwhile: not acknowledged, the new owner reads it
             lane.feed(group)
 
     def _assigned(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
         for topic, partition in tps:
-            if (topic, partition) not in self.lanes:
+            key = (source.index, topic, partition)
+            if key not in self.lanes:
                 lane = Lane(topic, partition, self._services_for(source))
-                self.lanes[(topic, partition)] = lane
+                self.lanes[key] = lane
                 lane.start()
 
+    def _take_lanes(self, source: KafkaSource, tps: list[tuple[str, int]]) -> list[Lane]:
+        keys = [(source.index, topic, partition) for topic, partition in tps]
+        return [self.lanes.pop(key) for key in keys if key in self.lanes]
+
     async def _revoked(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = [self.lanes.pop(tp) for tp in tps if tp in self.lanes]
+        lanes = self._take_lanes(source, tps)
         try:
             await asyncio.wait_for(asyncio.gather(*(lane.drain() for lane in lanes)), self.grace)
         except TimeoutError:
@@ -203,7 +209,7 @@ class Runtime:
             await asyncio.gather(*(lane.abort() for lane in lanes))
 
     async def _lost(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = [self.lanes.pop(tp) for tp in tps if tp in self.lanes]
+        lanes = self._take_lanes(source, tps)
         await asyncio.gather(*(lane.abort() for lane in lanes))
 
     def _lag(self, topic: str, partition: int, lag: int) -> None:

@@ -93,8 +93,11 @@ class KafkaSource:
         on_lost: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
         revoke_timeout: float,
         on_lag: Callable[[str, int, int], None] | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.connector = connector
+        self.index = index
+        self._on_fatal = on_fatal
         self.loop = loop
         self._on_records, self._on_assign = on_records, on_assign
         self._on_revoke, self._on_lost = on_revoke, on_lost
@@ -173,6 +176,11 @@ class KafkaSource:
                     log.error("Kafka consume failed: %s", error)
                     time.sleep(1)
                     continue
+                except Exception as error:
+                    # A bug (a rebalance callback's is re-raised here): stop the runtime
+                    # rather than go on without a consumer while looking alive.
+                    self._fail(error)
+                    return
                 if messages:
                     groups = records_by_partition(messages)
                     if groups:
@@ -214,13 +222,39 @@ class KafkaSource:
     def _tuples(self, partitions: list[TopicPartition]) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in partitions]
 
-    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _fail(self, error: BaseException) -> None:
+        log.critical("Kafka consumer %d failed: %r", self.index, error, exc_info=error)
+        if self._on_fatal is not None:
+            self.loop.call_soon_threadsafe(self._on_fatal, error)
+
+    # Rebalance callbacks: one that raises makes consume() drop the messages it had
+    # gathered, including some of partitions still owned, so none may raise; a failure
+    # stops the runtime instead (nothing past acknowledged records is committed).
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._on_assigned(consumer, partitions)
+        except Exception as error:
+            self._fail(error)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._on_revoked(consumer, partitions)
+        except Exception as error:
+            self._fail(error)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._on_lost_partitions(consumer, partitions)
+        except Exception as error:
+            self._fail(error)
+
+    def _on_assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         self.assigned.update(tps)
         log.info("Assigned partitions %s", ", ".join(f"{t}-{p}" for t, p in tps) or "none")
         self.loop.call_soon_threadsafe(self._on_assign, self, tps)
 
-    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         if not tps:
             return
@@ -230,7 +264,7 @@ class KafkaSource:
         self._commit(tps)
         self._release(tps)
 
-    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost_partitions(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         log.warning(
             "Lost partitions %s; their in-flight records will be read again",

@@ -8,6 +8,7 @@ no other test.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -158,3 +159,62 @@ def test_unreachable_dead_letter_broker_blocks_until_it_returns(
         assert dict(message.headers() or [])["sluice.error.offset"] == b"4"
     finally:
         consumer.close()
+
+
+def test_partitions_lost_to_a_session_timeout_are_read_again(
+    private_broker: tuple[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker that stops answering for longer than the session makes librdkafka declare
+    the partitions lost; once it is back they are assigned again and read from the last
+    commit, including partitions that were paused by backpressure when they were lost
+    (librdkafka keeps that pause through the reassignment unless it is lifted)."""
+    bootstrap, env = private_broker
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("lost", num_partitions=2)])["lost"].result(30)
+    total = 3_000
+    produce(bootstrap, "lost", ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2)))
+
+    from sluice_runtime import source
+
+    settings = source.consumer_settings
+    monkeypatch.setattr(
+        source,
+        "consumer_settings",
+        lambda *args: {**settings(*args), "session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+    )
+    broker_pid = int((Path(env["SLUICE_STATE"]) / "kafka" / "broker.pid").read_text())
+    with ThreadedFunctionServer(delay=0.5) as function:
+        manifest = connector_manifest(
+            "lost",
+            bootstrap,
+            "lost",
+            function.url,
+            window={"maxMessages": 10, "maxInterval": "10ms"},
+            # Small per-partition buffers: the partitions pause and resume all the time.
+            runtime={"buffer": {"maxRecordsPerPartition": 40}},
+        )
+        with RuntimeThread(manifest) as runtime:
+            # A slow function: both partitions fill their buffers and are paused.
+            paused = runtime.runtime.metrics.paused
+            wait_for(lambda: paused._value.get() == 2, 60, "both partitions paused")
+            os.kill(broker_pid, signal.SIGSTOP)
+            try:
+                wait_for(lambda: "Lost partitions" in caplog.text, 60, "the session to expire")
+            finally:
+                os.kill(broker_pid, signal.SIGCONT)
+            function.delay = 0.0
+            produce(
+                bootstrap,
+                "lost",
+                ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2, total)),
+            )
+            wait_for(
+                lambda: (
+                    len({(e["kafkapartition"], e["kafkaoffset"]) for e in function.events()})
+                    >= total
+                ),
+                120,
+                "every record after the partitions came back",
+            )
