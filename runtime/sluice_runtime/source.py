@@ -184,7 +184,7 @@ class KafkaSource:
                 if messages:
                     groups = records_by_partition(messages)
                     if groups:
-                        self.loop.call_soon_threadsafe(self._on_records, self, groups)
+                        self._hand_over(groups)
                 if self._on_lag is not None and time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + LAG_INTERVAL
                     self._report_lag()
@@ -196,6 +196,25 @@ class KafkaSource:
             except KafkaException as error:
                 log.warning("Kafka consumer close failed: %s", error)
             self.closed.set()
+
+    def _hand_over(self, groups: dict[tuple[str, int], list[Record]]) -> None:
+        """Give records to the event loop and wait until it has taken them.
+
+        One batch in transit at a time: the process bound (sluice_runtime.backpressure) is
+        decided when the loop takes records, so a poll thread that ran ahead would overshoot
+        it by as many batches as it got ahead. The wait is short (taking records is cheap).
+        """
+        taken = threading.Event()
+
+        def take() -> None:
+            try:
+                self._on_records(self, groups)
+            finally:
+                taken.set()
+
+        self.loop.call_soon_threadsafe(take)
+        while not taken.wait(0.1) and not self._stop.is_set() and not self.loop.is_closed():
+            pass
 
     def _next_messages(self) -> list[Message]:
         """What is ready now, or else wait up to 100 ms for the first record.
