@@ -94,16 +94,21 @@ def cloudevent(item: Item, source: str) -> dict[str, Any]:
 # cloudevent() with the envelope as data, for pass-through records: the batch is formatted
 # by one C call per chunk of events, with no dict, no serialisation and no intermediate
 # bytes per record; building events was the largest cost left per record (make bench,
-# throughput-batch100). tests/unit/test_payload.py holds it equal to cloudevent().
+# throughput-batch100). What a partition's events share (topic, partition, source) is
+# written into the template once per chunk, so only 11 values vary per event.
+# tests/unit/test_payload.py holds the result equal to cloudevent().
+# Placeholders start with a control byte, which escaped JSON text never contains, so what
+# replaces one placeholder cannot be mistaken for another.
+_T, _P, _S = b"\x01T", b"\x01P", b"\x01S"
 _EVENT = (
-    b'{"specversion":"1.0","id":"%b-%d-%d","source":%b,"type":"' + EVENT_TYPE.encode() + b'",'
-    b'"subject":"partition:%d#%d","time":"%b","datacontenttype":"application/json",'
-    b'"kafkatopic":"%b","kafkapartition":"%d","kafkaoffset":"%d"%b,'
-    b'"data":{"topic":"%b","partition":%d,"offset":%d,"timestamp":%d,'
+    b'{"specversion":"1.0","id":"\x01T-\x01P-%d","source":\x01S,"type":"'
+    + EVENT_TYPE.encode()
+    + b'","subject":"partition:\x01P#%d","time":"%b","datacontenttype":"application/json",'
+    b'"kafkatopic":"\x01T","kafkapartition":"\x01P","kafkaoffset":"%d"%b,'
+    b'"data":{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
     b'"key":%b,"headers":%b,"value":%b%b}}'
 )
 _CHUNK = 64
-_templates = [b",".join([_EVENT] * size) for size in range(_CHUNK + 1)]
 _strings: dict[str, bytes] = {}  # topics and sources as JSON strings, quotes included
 
 
@@ -116,21 +121,38 @@ def _cached_json_string(text: str) -> bytes:
     return encoded
 
 
+def _event_template(topic: str, partition: int, source: str) -> bytes:
+    def literal(text: bytes) -> bytes:  # inserted into a %-template: % must be doubled
+        return text.replace(b"%", b"%%")
+
+    return (
+        _EVENT.replace(_T, literal(_cached_json_string(topic)[1:-1]))
+        .replace(_P, b"%d" % partition)
+        .replace(_S, literal(_cached_json_string(source)))
+    )
+
+
 def _envelope_events(items: Sequence[Item], source: str) -> bytes:
-    source_json = _cached_json_string(source)
     times = _time_cache
-    topic_name, topic = "", b""
     chunks: list[bytes] = []
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
+    start, end = 0, len(items)
+    while start < end:
+        first = items[start].record
+        topic, partition = first.topic, first.partition
+        # A chunk: up to _CHUNK events of one partition (a batch is one partition's).
+        stop = start + 1
+        limit = min(end, start + _CHUNK)
+        while (
+            stop < limit
+            and items[stop].record.partition == partition
+            and (items[stop].record.topic == topic)
+        ):
+            stop += 1
         values: list[Any] = []
         add = values.extend
-        for item in chunk:
+        for item in items[start:stop]:
             record = item.record
-            partition, offset, timestamp = record.partition, record.offset, record.timestamp
-            if record.topic != topic_name:  # a batch is one partition's: this runs once
-                topic_name = record.topic
-                topic = _cached_json_string(topic_name)[1:-1]
+            offset, timestamp = record.offset, record.timestamp
             key, headers, value, flags, key_encoding = envelope_parts(record)
             extra = b""
             if record.key is not None:
@@ -146,19 +168,11 @@ def _envelope_events(items: Sequence[Item], source: str) -> bytes:
                     extra += b',"traceparent":' + json_string(traceparent)
             add(
                 (
-                    topic,
-                    partition,
                     offset,
-                    source_json,
-                    partition,
                     offset,
                     times.get(timestamp) or _time(timestamp),
-                    topic,
-                    partition,
                     offset,
                     extra,
-                    topic,
-                    partition,
                     offset,
                     timestamp,
                     key,
@@ -167,7 +181,9 @@ def _envelope_events(items: Sequence[Item], source: str) -> bytes:
                     flags,
                 )
             )
-        chunks.append(_templates[len(chunk)] % tuple(values))
+        template = b",".join([_event_template(topic, partition, source)] * (stop - start))
+        chunks.append(template % tuple(values))
+        start = stop
     return b"[" + b",".join(chunks) + b"]"
 
 

@@ -135,11 +135,13 @@ def test_a_batch_mixing_encoded_and_plain_data() -> None:
     assert events[1]["data"] == {"made": "by a UDF"}
 
 
-def test_a_long_pass_through_batch_matches_the_dict_path() -> None:
-    """Batches longer than one formatting chunk, with keys of every kind."""
+@pytest.mark.parametrize("topic", ["views", "@P%d@T", "\x01P%s", 'q"\\u'])
+def test_a_long_pass_through_batch_matches_the_dict_path(topic: str) -> None:
+    """Batches longer than one formatting chunk and of several partitions, with keys of
+    every kind and topic names that look like the template's own syntax."""
     keys = [b"user-1", None, b"42", b'"quoted"', b"\xff\xfe", b"caf\xc3\xa9"]
     records = [
-        Record("views", offset % 3, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
+        Record(topic, offset // 70, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
         for offset in range(150)
     ]
     fast = build_request([Item(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
