@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The C implementation behind json.dumps for strings: ASCII-only output, \u escapes.
@@ -29,7 +30,7 @@ class Record:
     timestamp: int  # milliseconds since the epoch
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes | None]]
+    headers: Sequence[tuple[str, bytes | None]]
     size: int  # bytes of key and value, used by every buffer bound
 
     # Written out rather than generated with __post_init__: one call less per record read.
@@ -41,7 +42,7 @@ class Record:
         timestamp: int,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -49,7 +50,7 @@ class Record:
         self.timestamp = timestamp
         self.key = key
         self.value = value
-        self.headers = headers if headers is not None else []
+        self.headers = headers if headers is not None else ()  # not a new list per record
         self.size = (len(value) if value else 0) + (len(key) if key else 0)
 
     @property
@@ -78,7 +79,7 @@ def decode_bytes(raw: bytes | None) -> tuple[Any, str]:
 _JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
 
 
-def decode_headers(headers: list[tuple[str, bytes | None]]) -> dict[str, str]:
+def decode_headers(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     decoded: dict[str, str] = {}
     for name, raw in headers:
         if raw is None:

@@ -46,7 +46,7 @@ def _time(timestamp_ms: int) -> bytes:
     return text
 
 
-def _traceparent(headers: list[tuple[str, bytes | None]]) -> str | None:
+def _traceparent(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     for key, raw in headers:
         if key == "traceparent" and raw is not None:
             try:

@@ -349,10 +349,10 @@ def records_from_messages(messages: list[Message]) -> list[Record]:
 
 def records_by_partition(messages: list[Message]) -> dict[tuple[str, int], list[Record]]:
     """Records of the messages, grouped by partition in read order (one pass: this runs
-    for every record read)."""
+    for every record read, on the thread that shares the interpreter with the pipeline)."""
     groups: dict[tuple[str, int], list[Record]] = {}
-    group: list[Record] = []
-    last: tuple[str, int] | None = None
+    append = None
+    last_topic, last_partition = None, None
     for message in messages:
         if message.error() is not None:
             log.warning("Kafka reported: %s", message.error())
@@ -360,11 +360,11 @@ def records_by_partition(messages: list[Message]) -> dict[tuple[str, int], list[
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
             continue
-        if (topic, partition) != last:  # librdkafka returns runs of one partition
-            last = (topic, partition)
-            group = groups.setdefault(last, [])
-        headers = message.headers()
-        group.append(
+        if partition != last_partition or topic != last_topic or append is None:
+            # librdkafka returns runs of one partition: this runs once per run.
+            last_topic, last_partition = topic, partition
+            append = groups.setdefault((topic, partition), []).append
+        append(
             Record(
                 topic,
                 partition,
@@ -372,7 +372,7 @@ def records_by_partition(messages: list[Message]) -> dict[tuple[str, int], list[
                 message.timestamp()[1],
                 message.key(),
                 message.value(),
-                headers if isinstance(headers, list) else None,  # type: ignore[arg-type]
+                message.headers(),  # type: ignore[arg-type]
             )
         )
     return groups
