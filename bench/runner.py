@@ -98,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     tune_garbage_collector()  # as sluice run does
-    import os
-    if os.environ.get("X_SWITCH"):
-        sys.setswitchinterval(float(os.environ["X_SWITCH"]))
-    if os.environ.get("X_BATCH"):
-        source.POLL_BATCH = int(os.environ["X_BATCH"])
 
     async def run() -> None:
         announce = asyncio.create_task(_announce(runtime))
