@@ -206,6 +206,7 @@ def _run_kafka_rows(
                     attempt("memory-slow-sink", lambda: memory_row(ctx))
             finally:
                 kafka.cleanup()
+                kafka.close()
     except BenchError as error:  # no broker: the Kafka rows report the reason
         _log(f"Kafka rows not run: {error}")
         for name in names:

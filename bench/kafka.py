@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import subprocess
 import time
@@ -148,6 +149,12 @@ class Kafka:
                     future.exception(timeout=30)
         self.groups.clear()
         self.topics.clear()
+
+    def close(self) -> None:
+        """Drop the admin client's connections before the broker goes away, so librdkafka
+        does not report the broker's shutdown as errors on stderr."""
+        del self.admin
+        gc.collect()
 
     def produce_bulk(
         self, topic: str, count: int, make_value: Callable[[int, int], bytes]
