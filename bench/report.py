@@ -187,7 +187,15 @@ def environment() -> dict[str, Any]:
         "librdkafka": libversion()[0],
         "packages": {
             name: version(name)
-            for name in ("confluent-kafka", "httpx", "httpx-aiohttp", "aiohttp", "orjson")
+            for name in (
+                "confluent-kafka",
+                "httpx",
+                "httptools",
+                "pysimdjson",
+                "orjson",
+                "httpx-aiohttp",
+                "aiohttp",
+            )
         },
     }
 
