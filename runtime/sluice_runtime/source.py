@@ -29,6 +29,8 @@ from sluice_runtime.envelope import Record
 
 log = logging.getLogger("sluice.source")
 
+RebalanceCallback = Callable[[Consumer, list[TopicPartition]], None]
+
 POLL_BATCH = 2000
 THROTTLED_POLL = 0.1  # seconds between the single records taken while the process is full
 LAG_INTERVAL = 5.0
@@ -162,9 +164,9 @@ class KafkaSource:
         kafka = self.connector.spec.source.kafka
         self.consumer.subscribe(
             kafka.topics,
-            on_assign=self._assigned,
-            on_revoke=self._revoked,
-            on_lost=self._lost,
+            on_assign=self._guarded(self._assigned),
+            on_revoke=self._guarded(self._revoked),
+            on_lost=self._guarded(self._lost),
         )
         next_lag = time.monotonic() + LAG_INTERVAL
         try:
@@ -246,34 +248,26 @@ class KafkaSource:
         if self._on_fatal is not None:
             self.loop.call_soon_threadsafe(self._on_fatal, error)
 
-    # Rebalance callbacks: one that raises makes consume() drop the messages it had
-    # gathered, including some of partitions still owned, so none may raise; a failure
-    # stops the runtime instead (nothing past acknowledged records is committed).
-    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        try:
-            self._on_assigned(consumer, partitions)
-        except Exception as error:
-            self._fail(error)
+    def _guarded(self, callback: RebalanceCallback) -> RebalanceCallback:
+        """A rebalance callback that never raises: one that does makes consume() drop the
+        messages it had gathered, some of them of partitions still owned. A failure stops
+        the runtime instead (nothing past acknowledged records is committed)."""
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        try:
-            self._on_revoked(consumer, partitions)
-        except Exception as error:
-            self._fail(error)
+        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            try:
+                callback(consumer, partitions)
+            except Exception as error:
+                self._fail(error)
 
-    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        try:
-            self._on_lost_partitions(consumer, partitions)
-        except Exception as error:
-            self._fail(error)
+        return guarded
 
-    def _on_assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         self.assigned.update(tps)
         log.info("Assigned partitions %s", ", ".join(f"{t}-{p}" for t, p in tps) or "none")
         self.loop.call_soon_threadsafe(self._on_assign, self, tps)
 
-    def _on_revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         if not tps:
             return
@@ -283,7 +277,7 @@ class KafkaSource:
         self._commit(tps)
         self._release(tps)
 
-    def _on_lost_partitions(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         log.warning(
             "Lost partitions %s; their in-flight records will be read again",

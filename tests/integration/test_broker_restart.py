@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from sluice_runtime.testing.function_server import FunctionServer, ThreadedFunctionServer
 from tests.support import (
     ROOT,
     RuntimeThread,
@@ -56,6 +56,11 @@ def private_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     )
 
 
+def distinct(function: FunctionServer) -> int:
+    """Records delivered at least once."""
+    return len({(e["kafkapartition"], e["kafkaoffset"]) for e in function.events()})
+
+
 def test_broker_restart_mid_run_loses_nothing(private_broker: tuple[str, dict[str, str]]) -> None:
     bootstrap, env = private_broker
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -89,14 +94,7 @@ def test_broker_restart_mid_run_loses_nothing(private_broker: tuple[str, dict[st
                 "restart",
                 ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2, total)),
             )
-            wait_for(
-                lambda: (
-                    len({(e["kafkapartition"], e["kafkaoffset"]) for e in function.events()})
-                    >= total
-                ),
-                180,
-                "every record after the restart",
-            )
+            wait_for(lambda: distinct(function) >= total, 180, "every record after the restart")
     assert before < total // 2  # the restart really happened mid-run
 
 
@@ -210,11 +208,4 @@ def test_partitions_lost_to_a_session_timeout_are_read_again(
                 "lost",
                 ((f"k{i % 10}", f'{{"i": {i}}}') for i in range(total // 2, total)),
             )
-            wait_for(
-                lambda: (
-                    len({(e["kafkapartition"], e["kafkaoffset"]) for e in function.events()})
-                    >= total
-                ),
-                120,
-                "every record after the partitions came back",
-            )
+            wait_for(lambda: distinct(function) >= total, 120, "every record once back")
