@@ -93,18 +93,19 @@ class Metrics:
 
         # Labelled children looked up per batch, resolved once: labels() takes a lock and
         # builds a key every call.
-        self._children: dict[tuple[str, str], Counter] = {}
+        self._children: dict[tuple[Counter, str], Counter] = {}
 
     def batches_closed(self, trigger: str) -> Counter:
-        child = self._children.get(("trigger", trigger))
-        if child is None:
-            child = self._children[("trigger", trigger)] = self.batches.labels(trigger=trigger)
-        return child
+        return self._child(self.batches, trigger)
 
     def consumed_from(self, topic: str) -> Counter:
-        child = self._children.get(("topic", topic))
+        return self._child(self.consumed, topic)
+
+    def _child(self, counter: Counter, label: str) -> Counter:
+        """The child of a counter with one label, looked up once."""
+        child = self._children.get((counter, label))
         if child is None:
-            child = self._children[("topic", topic)] = self.consumed.labels(topic=topic)
+            child = self._children[(counter, label)] = counter.labels(label)
         return child
 
     def render(self) -> bytes:

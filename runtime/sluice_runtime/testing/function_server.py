@@ -122,17 +122,21 @@ class FunctionServer:
         if self.behaviour is not None and (decided := self.behaviour(events)) is not None:
             return decided
         now = time.time()
+        sampled = [_event_time(event) for event in events[:: max(1, len(events) // 4)]]
+        latencies = [now - stamp for stamp in sampled if stamp is not None]
+        return self._counted(Received(now, headers, events), len(events), latencies)
+
+    def _counted(
+        self, received: Received, events: int, latencies: list[float]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Count an accepted request (keeping it unless only counting) and answer 200."""
         with self._lock:
             self.request_count += 1
-            self.event_count += len(events)
-            received = Received(now, headers, events)
+            self.event_count += events
             if self.keep:
                 self.requests.append(received)
             else:
-                for event in events[:: max(1, len(events) // 4)]:
-                    stamp = _event_time(event)
-                    if stamp is not None:
-                        self.latencies.append(now - stamp)
+                self.latencies.extend(latencies)
         if self.on_request is not None:
             self.on_request(received)
         return 200, {}, b"{}"
@@ -153,22 +157,22 @@ class FunctionServer:
             return None
         now = time.time()
         count = len(events)
-        stamps = []
+        latencies = []
         for index in range(0, count, max(1, count // 4)):
-            try:
-                stamp = events.at_pointer(f"/{index}/data/timestamp")
-            except (KeyError, IndexError, ValueError, TypeError):
-                continue
-            if isinstance(stamp, int):
-                stamps.append(now - stamp / 1000)
+            stamp = _pointed_time(events, index)
+            if stamp is not None:
+                latencies.append(now - stamp)
         del events  # the parser is reused for the next request
-        with self._lock:
-            self.request_count += 1
-            self.event_count += count
-            self.latencies.extend(stamps)
-        if self.on_request is not None:
-            self.on_request(Received(now, headers, []))
-        return 200, {}, b"{}"
+        return self._counted(Received(now, headers, []), count, latencies)
+
+
+def _pointed_time(events: simdjson.Array, index: int) -> float | None:
+    """The record time of one CloudEvent of a simdjson array, read without building it."""
+    try:
+        stamp = events.at_pointer(f"/{index}/data/timestamp")
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    return float(stamp) / 1000 if isinstance(stamp, int) else None
 
 
 def _event_time(event: Any) -> float | None:
