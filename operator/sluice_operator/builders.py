@@ -16,33 +16,25 @@ import yaml
 
 from sluice_operator.settings import OperatorConfig
 from sluice_runtime.config import API_GROUP, API_VERSION, KIND, Connector, Metadata, Scaling
-from sluice_runtime.source import AUTH_ENV
-from sluice_runtime.transform.udf import UDF_FILE_ENV
+from sluice_runtime.contract import (
+    BEARER_TOKEN_ENV,
+    CONFIG_DIR,
+    CONFIG_KEY,
+    CONFIG_PATH,
+    KAFKA_AUTH_SECRET_KEYS,
+    METRICS_PORT,
+    UDF_DIR,
+    UDF_FILE,
+    UDF_FILE_ENV,
+)
 from sluice_runtime.units import format_quantity
 
-CONFIG_KEY = "connector.yaml"
-CONFIG_DIR = "/etc/sluice/config"
-CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
-UDF_DIR = "/etc/sluice/udf"
-UDF_FILE = "udf.py"
-METRICS_PORT = 9090
 CONFIG_HASH_ANNOTATION = f"{API_GROUP}/config-hash"
 CONNECTOR_LABEL = f"{API_GROUP}/connector"
 MANAGED_BY = "sluice-operator"
 CONTAINER = "runtime"
 # The image's unprivileged user; any non-zero uid works as the image needs no home.
 RUNTIME_UID = 65532
-
-# The auth Secret's keys, by the runtime's environment variable (see KafkaAuth).
-AUTH_SECRET_KEYS = {
-    "SLUICE_KAFKA_USERNAME": "username",
-    "SLUICE_KAFKA_PASSWORD": "password",
-    "SLUICE_KAFKA_CA_PEM": "ca.crt",
-    "SLUICE_KAFKA_CERT_PEM": "tls.crt",
-    "SLUICE_KAFKA_KEY_PEM": "tls.key",
-}
-assert set(AUTH_SECRET_KEYS) == set(AUTH_ENV.values()), "keep in step with the runtime"
-BEARER_TOKEN_ENV = "SLUICE_SINK_BEARER_TOKEN"
 
 
 def runtime_name(connector_name: str) -> str:
@@ -196,7 +188,7 @@ def build_env(connector: Connector) -> list[dict[str, Any]]:
     if auth is not None:
         env += [
             _secret_env(variable, auth.secret_ref.name, key, optional=True)
-            for variable, key in AUTH_SECRET_KEYS.items()
+            for variable, key in KAFKA_AUTH_SECRET_KEYS.items()
         ]
     if spec.sink.auth is not None:
         ref = spec.sink.auth.bearer_token_secret_ref

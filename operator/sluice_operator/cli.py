@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from sluice_operator.commands import add_operator_commands
+from sluice_runtime.contract import METRICS_PORT
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port",
         type=int,
-        default=9090,
-        help="port for /metrics, /healthz and /readyz (default 9090)",
+        default=METRICS_PORT,
+        help=f"port for /metrics, /healthz and /readyz (default {METRICS_PORT})",
     )
     run.add_argument(
         "--grace",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Connector
+from sluice_runtime.contract import METRICS_PORT
 from sluice_runtime.deadletter import FailurePath
 from sluice_runtime.delivery import Deliverer
 from sluice_runtime.envelope import Record
@@ -51,7 +52,7 @@ class Runtime:
         connector: Connector,
         *,
         base_dir: Path | None = None,
-        metrics_port: int | None = 9090,
+        metrics_port: int | None = METRICS_PORT,
         grace: float = DEFAULT_GRACE,
         sink_uri: str | None = None,
     ) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluice_runtime.config import Connector
+from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.delivery import Stopping
 from sluice_runtime.envelope import Record
 from sluice_runtime.metrics import Metrics
@@ -32,7 +33,7 @@ def error_headers(
     record: Record, failure: RecordFailure, connector: Connector
 ) -> list[tuple[str, str | bytes | None]]:
     def h(name: str, value: object) -> tuple[str, str | bytes | None]:
-        return (f"sluice.error.{name}", str(value).encode())
+        return (f"{ERROR_HEADER_PREFIX}{name}", str(value).encode())
 
     return [
         *[(k, v) for k, v in record.headers if v is not None],

@@ -18,6 +18,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from sluice_runtime.config import Connector, ManifestError, load_connector_file
+from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.delivery import Deliverer
 from sluice_runtime.envelope import Record
 from sluice_runtime.metrics import Metrics
@@ -26,8 +27,6 @@ from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import kafka_auth_settings, records_from_messages
 from sluice_runtime.window import Item
-
-ERROR_PREFIX = "sluice.error."
 
 
 @dataclass
@@ -41,11 +40,11 @@ class RedriveReport:
 def original_record(record: Record) -> Record:
     """The record as it was before dead-lettering: coordinates and headers restored."""
     errors = {
-        k[len(ERROR_PREFIX) :]: (v or b"").decode()
+        k[len(ERROR_HEADER_PREFIX) :]: (v or b"").decode()
         for k, v in record.headers
-        if k.startswith(ERROR_PREFIX)
+        if k.startswith(ERROR_HEADER_PREFIX)
     }
-    headers = [(k, v) for k, v in record.headers if not k.startswith(ERROR_PREFIX)]
+    headers = [(k, v) for k, v in record.headers if not k.startswith(ERROR_HEADER_PREFIX)]
     try:
         return Record(
             errors["topic"],

@@ -17,12 +17,12 @@ import httpx
 import orjson
 
 from sluice_runtime.config import Connector
+from sluice_runtime.contract import BEARER_TOKEN_ENV
 from sluice_runtime.http import LeanTransport, timeout_extension
 from sluice_runtime.payload import Request, build_request
 from sluice_runtime.window import Item
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
-BEARER_TOKEN_ENV = "SLUICE_SINK_BEARER_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
 from sluice_runtime.config import Connector, KafkaAuth
+from sluice_runtime.contract import KAFKA_AUTH_ENV
 from sluice_runtime.envelope import Record
 
 log = logging.getLogger("sluice.source")
@@ -35,15 +36,6 @@ POLL_BATCH = 2000
 THROTTLED_POLL = 0.1  # seconds between the single records taken while the process is full
 LAG_INTERVAL = 5.0
 
-# Environment variables the operator fills from the auth Secret (never from the manifest).
-AUTH_ENV = {
-    "sasl.username": "SLUICE_KAFKA_USERNAME",
-    "sasl.password": "SLUICE_KAFKA_PASSWORD",
-    "ssl.ca.pem": "SLUICE_KAFKA_CA_PEM",
-    "ssl.certificate.pem": "SLUICE_KAFKA_CERT_PEM",
-    "ssl.key.pem": "SLUICE_KAFKA_KEY_PEM",
-}
-
 
 def kafka_auth_settings(auth: KafkaAuth | None) -> dict[str, str]:
     if auth is None:
@@ -51,7 +43,7 @@ def kafka_auth_settings(auth: KafkaAuth | None) -> dict[str, str]:
     settings: dict[str, str] = {"security.protocol": auth.security_protocol}
     if auth.security_protocol.startswith("SASL") and auth.sasl_mechanism:
         settings["sasl.mechanism"] = auth.sasl_mechanism
-    for key, env in AUTH_ENV.items():
+    for key, env in KAFKA_AUTH_ENV.items():
         if os.environ.get(env):
             settings[key] = os.environ[env]
     return settings

@@ -9,7 +9,6 @@ import yaml
 
 from sluice_operator.builders import (
     CONFIG_HASH_ANNOTATION,
-    CONFIG_PATH,
     build_configmap,
     build_deployment,
     build_env,
@@ -19,6 +18,7 @@ from sluice_operator.builders import (
 )
 from sluice_operator.settings import OperatorConfig
 from sluice_runtime.config import Connector, load_connector
+from sluice_runtime.contract import CONFIG_PATH
 
 OWNER = {
     "apiVersion": "sluice.dev/v1alpha1",

@@ -21,10 +21,10 @@ from typing import Any, Final
 import orjson
 
 from sluice_runtime.config import Udf
+from sluice_runtime.contract import UDF_FILE_ENV
 from sluice_runtime.transform.context import TransformContext
 from sluice_runtime.transform.errors import RecordTransformError, TransformSpecError
 
-UDF_FILE_ENV: Final = "SLUICE_UDF_FILE"
 """Where the operator mounts the UDF's ConfigMap key in the runtime's pod."""
 
 _FILENAME: Final = "<udf>"
