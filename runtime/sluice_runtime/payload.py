@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from sluice_runtime.envelope import ENVELOPE, encode_envelope, envelope_parts, json_string
+from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.window import Item
 
 EVENT_TYPE = "dev.sluice.kafka.record"
@@ -192,14 +193,14 @@ def build_request(items: Sequence[Item], fmt: str, source: str) -> Request:
     if fmt == "cloudevents-batch":
         if all(item.data is ENVELOPE and item.index == 0 for item in items):
             return Request(_envelope_events(items, source), content_type)
-        return Request(orjson.dumps([cloudevent(item, source) for item in items]), content_type)
+        return Request(exact_dumps([cloudevent(item, source) for item in items]), content_type)
     if fmt == "json-array":
-        return Request(orjson.dumps([_data(item) for item in items]), content_type)
+        return Request(exact_dumps([_data(item) for item in items]), content_type)
     if len(items) != 1:
         raise ValueError("cloudevents-binary carries exactly one event per request")
     item = items[0]
     headers = {f"ce-{k}": v for k, v in _attributes(item, source).items() if k != "datacontenttype"}
     headers.update(content_type)
     data = item.data
-    body = encode_envelope(item.record) if data is ENVELOPE else orjson.dumps(data)
+    body = encode_envelope(item.record) if data is ENVELOPE else exact_dumps(data)
     return Request(body, headers)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from sluice_runtime import exactjson
 from sluice_runtime.patterns.compile import compile_pattern, compile_patterns
 from sluice_runtime.patterns.errors import PatternError
 
@@ -49,7 +50,7 @@ def _load(name: str, argument: str) -> Any:
         except OSError as error:
             raise _BadArgument(f"{name}: cannot read {argument[1:]}: {error.strerror}") from None
     try:
-        return orjson.loads(text)
+        return exactjson.loads(text)  # integers beyond 64 bits compare exactly
     except orjson.JSONDecodeError as error:
         raise _BadArgument(f"{name}: invalid JSON: {error}") from None
 

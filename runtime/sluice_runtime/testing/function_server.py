@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import simdjson
 
+from sluice_runtime import exactjson
+
 Behaviour = Callable[[list[Any]], tuple[int, dict[str, str], bytes] | None]
 """Decides the answer for one request's events; None = 200 OK."""
 
@@ -107,7 +109,8 @@ class FunctionServer:
                     await asyncio.sleep(self.delay)
                 return counted
         try:
-            parsed = orjson.loads(body) if body else None
+            # Exact integers, so that tests see what the runtime sent, however wide.
+            parsed = exactjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             parsed = body.decode("utf-8", "replace")
         if headers.get("ce-id") is not None:

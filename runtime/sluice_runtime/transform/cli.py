@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from sluice_runtime import exactjson
 from sluice_runtime.config import Connector, load_connector_file
 from sluice_runtime.transform.compiler import compile_transform
 from sluice_runtime.transform.context import TransformContext
@@ -44,7 +45,7 @@ def run_test_transform(connector_path: str, event_arg: str) -> int:
             result = {"filtered": True}
         else:
             result = {"filtered": False, "events": run(envelope)}
-        output = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        output = exactjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     except RecordTransformError as error:
         return _fail(f"transform failed: {error.reason}")
     except (_UsageError, ValueError, TypeError, OSError, ImportError) as error:
@@ -69,7 +70,7 @@ def _read_event(event_arg: str) -> Any:
         except OSError as error:
             raise _UsageError(f"--event: cannot read {origin}: {error.strerror}") from None
     try:
-        return orjson.loads(text)
+        return exactjson.loads(text)
     except orjson.JSONDecodeError as error:
         raise _UsageError(f"{origin}: not valid JSON: {error}") from None
 

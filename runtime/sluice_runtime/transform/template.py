@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import orjson
 
+from sluice_runtime import exactjson
 from sluice_runtime.config import Template
 from sluice_runtime.transform.errors import RecordTransformError, TransformSpecError
 from sluice_runtime.transform.jsonpath import MISSING, JsonPath, Lookup, compile_jsonpath
@@ -110,7 +111,7 @@ def _json_template(
     ]
     first = literals[0].encode()
     rest = tuple(zip(encoders, (s.encode() for s in literals[1:]), strict=True))
-    loads = orjson.loads
+    loads = exactjson.loads  # the values' integers stay exact, however wide
 
     def render_json(envelope: Any) -> Any:
         parts = [first]
@@ -127,7 +128,7 @@ def _json_template(
 
 
 def _json_value(lookup: Lookup, label: str) -> _Encode:
-    dumps = orjson.dumps
+    dumps = exactjson.dumps
 
     def encode(envelope: Any) -> bytes:
         value = lookup(envelope)
@@ -142,7 +143,7 @@ def _json_value(lookup: Lookup, label: str) -> _Encode:
 
 
 def _string_body(lookup: Lookup, label: str) -> _Encode:
-    dumps = orjson.dumps
+    dumps = exactjson.dumps
 
     def encode(envelope: Any) -> bytes:
         value = lookup(envelope)
@@ -180,7 +181,7 @@ def _text_template(literals: list[str], labels: list[str], lookups: list[Lookup]
 
 
 def _text(lookup: Lookup, label: str) -> _Text:
-    dumps = orjson.dumps
+    dumps = exactjson.dumps
 
     def text(envelope: Any) -> str:
         value = lookup(envelope)

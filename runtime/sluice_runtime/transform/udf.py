@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from sluice_runtime import exactjson
 from sluice_runtime.config import Udf
 from sluice_runtime.contract import UDF_FILE_ENV
 from sluice_runtime.transform.context import TransformContext
@@ -100,7 +101,8 @@ def compile_udf(
     handler = _load(source, function, context, where)
     logger = logging.getLogger(f"sluice.udf.{context.namespace}.{context.connector}")
     connector, namespace = context.connector, context.namespace
-    dumps, loads = orjson.dumps, orjson.loads
+    # Exact: integers beyond 64 bits (in the record, or computed) survive the round trip.
+    dumps, loads = exactjson.dumps, exactjson.loads
 
     def run_udf(envelope: dict[str, Any]) -> list[Any]:
         udf_context = UdfContext(
