@@ -313,6 +313,13 @@ def test_cidr_with_host_bits_set_covers_its_network() -> None:
     assert value_matches([{"cidr": "192.168.1.77/16"}], "192.168.200.1")
 
 
+def test_cidr_prefix_lengths_from_zero_to_all_bits() -> None:
+    assert value_matches([{"cidr": "0.0.0.0/0"}], "203.0.113.9")
+    assert value_matches([{"cidr": "10.0.0.7/32"}], "10.0.0.7")
+    assert not value_matches([{"cidr": "10.0.0.7/32"}], "10.0.0.8")
+    assert value_matches([{"cidr": "2001:db8::1/128"}], "2001:db8:0::1")
+
+
 # --- exists ------------------------------------------------------------------------------------
 
 
@@ -448,6 +455,45 @@ def test_two_parallel_ors_must_both_hold() -> None:
     assert not matches(pattern, envelope({"y": 2}, key="c"))
 
 
+def test_a_key_beside_a_dollar_or_and_inside_it_matches_one_array_element() -> None:
+    """``a`` is both a sibling of the $or and inside an alternative: both must hold in the
+    same element of ``a`` (EventBridge merges them into one pattern for ``a``)."""
+    pattern = {"value": {"a": {"x": [1]}, "$or": [{"a": {"y": [2]}}, {"b": [3]}]}}
+    assert not matches(pattern, envelope({"a": [{"x": 1}, {"y": 2}]}))
+    assert matches(pattern, envelope({"a": [{"x": 1}, {"x": 1, "y": 2}]}))
+    assert matches(pattern, envelope({"a": [{"x": 1}, {"y": 2}], "b": 3}))
+    assert not matches(pattern, envelope({"a": [{"x": 2}], "b": 3}))
+
+
+def test_a_key_in_two_dollar_ors_matches_one_array_element() -> None:
+    pattern = {
+        "$or": [{"value": {"a": {"x": [1]}}}, {"key": ["k"]}],
+        "value": {"$or": [{"a": {"y": [2]}}, {"a": {"z": [3]}}]},
+    }
+    assert not matches(pattern, envelope({"a": [{"x": 1}, {"y": 2}]}, key="j"))
+    assert matches(pattern, envelope({"a": [{"y": 5}, {"x": 1, "y": 2}]}, key="j"))
+    assert matches(pattern, envelope({"a": [{"x": 5}, {"z": 3}]}, key="k"))
+    deeper = {"value": {"a": {"b": {"x": [1]}, "$or": [{"b": {"y": [2]}}, {"c": [3]}]}}}
+    assert not matches(deeper, envelope({"a": {"b": [{"x": 1}, {"y": 2}]}}))
+    assert matches(deeper, envelope({"a": [{"b": [{"x": 1}]}, {"b": [{"x": 1, "y": 2}]}]}))
+
+
+def test_the_same_leaf_beside_a_dollar_or_and_inside_it_needs_both() -> None:
+    pattern = {"x": [1], "$or": [{"x": [2]}, {"y": [3]}]}
+    assert not matches(pattern, {"x": 2})
+    assert matches(pattern, {"x": [1, 2]})
+    assert matches(pattern, {"x": 1, "y": 3})
+
+
+def test_dollar_or_combinations_are_bounded() -> None:
+    # Each level's two alternatives share "a" with their sibling: 2**12 combinations.
+    pattern: dict[str, Any] = {"a": {"k": [0]}}
+    for level in range(12):
+        pattern = {"a": {"k": [level]}, "$or": [pattern, {**pattern, "b": [level]}]}
+    with pytest.raises(PatternError, match=r"\$or combinations exceed 1024"):
+        compile_pattern(pattern)
+
+
 def test_or_inside_an_array_of_objects_stays_within_one_element() -> None:
     pattern = {"value": {"items": {"kind": ["book"], "$or": [{"price": [1]}, {"sale": [True]}]}}}
     assert not matches(
@@ -572,6 +618,11 @@ def test_compile_patterns_is_any_of() -> None:
         ({"ip": [{"cidr": "10.0.0.1"}]}, "ip[0].cidr", "cidr needs an IPv4 or IPv6 network"),
         ({"ip": [{"cidr": "nonsense/8"}]}, "ip[0].cidr", "cidr needs"),
         ({"ip": [{"cidr": 10}]}, "ip[0].cidr", "cidr needs"),
+        ({"ip": [{"cidr": "10.0.0.0/255.255.255.0"}]}, "ip[0].cidr", "with a prefix length"),
+        ({"ip": [{"cidr": "10.0.0.0/0.0.0.255"}]}, "ip[0].cidr", "with a prefix length"),
+        ({"ip": [{"cidr": "2001:db8::/ffff::"}]}, "ip[0].cidr", "with a prefix length"),
+        ({"ip": [{"cidr": "10.0.0.0/+8"}]}, "ip[0].cidr", "with a prefix length"),
+        ({"ip": [{"cidr": "10.0.0.0/8/8"}]}, "ip[0].cidr", "with a prefix length"),
         ({"s": [{"wildcard": "a**b"}]}, "s[0].wildcard", 'wildcard "a**b" must not contain'),
         ({"s": [{"wildcard": "a\\b"}]}, "s[0].wildcard", "may escape only"),
         ({"s": [{"wildcard": "trailing\\"}]}, "s[0].wildcard", "may escape only"),

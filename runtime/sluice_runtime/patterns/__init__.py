@@ -18,7 +18,8 @@ documentation leaves room, this package decides:
 - Strings, numbers, booleans and ``null`` never equal one another (``true`` is not ``1``);
   numbers compare by value (``300 == 300.0 == 3e2``), with Python's exact int/float
   comparison and no range limit. ``numeric`` and ``cidr`` never match strings of digits or
-  booleans; ``cidr`` needs a prefix length and accepts host bits (``10.0.0.7/24``).
+  booleans; ``cidr`` needs a prefix length in bits (not a netmask) and accepts host bits
+  (``10.0.0.7/24``).
 - ``equals-ignore-case`` (alone and inside prefix/suffix/anything-but) compares
   ``str.lower()`` of both sides.
 - An empty pattern object, an empty match array and an empty ``anything-but`` list are

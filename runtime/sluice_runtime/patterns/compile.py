@@ -7,11 +7,14 @@ failure. Evaluation never re-reads the pattern.
 Arrays in the event: a leaf matches when any leaf value in the array does; a nested object
 pattern matches when any single object in the array matches all of it (so fields are never
 combined across different array elements, like EventBridge's array-consistent matching).
+A ``$or`` that shares a key with its siblings is distributed first (:func:`_normalize`), so
+that the shared key's parts are matched together, against one element.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sluice_runtime.patterns.errors import InvalidPattern, PatternError, join_path
@@ -72,32 +75,41 @@ def compile_patterns(
 def _compile_root(pattern: Any, location: str) -> Check:
     if not isinstance(pattern, dict):
         raise InvalidPattern(location, None, f"must be a JSON object, not {show(pattern)}")
-    return _compile_object(pattern, location)
+    return _compile_node(_normalize(_parse_object(pattern, location), _Budget(location)))
 
 
-def _compile_object(pattern: dict[str, Any], location: str) -> Check:
+@dataclass(slots=True)
+class _Node:
+    """An object pattern, validated: its fields (a compiled leaf or a nested object, one
+    entry per constraint, so a key may repeat after merging) and its ``$or`` groups, each
+    needing one of its alternatives to match the same event object."""
+
+    fields: list[tuple[str, Table | _Node]]
+    groups: list[list[_Node]]
+
+
+def _parse_object(pattern: dict[str, Any], location: str) -> _Node:
     if not pattern:
         raise InvalidPattern(location, None, "must have at least one field, not {}")
-    fields: list[tuple[str, Table]] = []
-    alternatives: list[tuple[Check, ...]] = []
+    node = _Node([], [])
     for key, sub_pattern in pattern.items():
         here = join_path(location, str(key))
         if key == OR_KEY:
-            alternatives.append(_compile_or(sub_pattern, location))
+            node.groups.append(_parse_or(sub_pattern, location))
         elif isinstance(sub_pattern, list):
-            fields.append((key, compile_leaf(sub_pattern, here)))
+            node.fields.append((key, compile_leaf(sub_pattern, here)))
         elif isinstance(sub_pattern, dict):
-            fields.append((key, _object_field_table(_compile_object(sub_pattern, here))))
+            node.fields.append((key, _parse_object(sub_pattern, here)))
         else:
             raise InvalidPattern(
                 here,
                 None,
                 f"must be an array of values to match or a nested object, not {show(sub_pattern)}",
             )
-    return _object_matcher(tuple(fields), tuple(alternatives))
+    return node
 
 
-def _compile_or(alternatives: Any, location: str) -> tuple[Check, ...]:
+def _parse_or(alternatives: Any, location: str) -> list[_Node]:
     if (
         not isinstance(alternatives, list)
         or len(alternatives) < 2
@@ -109,10 +121,110 @@ def _compile_or(alternatives: Any, location: str) -> tuple[Check, ...]:
             f"needs an array of at least 2 pattern objects, not {show(alternatives)}",
         )
     or_location = join_path(location, OR_KEY)
-    return tuple(
-        _compile_object(alternative, f"{or_location}[{index}]")
+    return [
+        _parse_object(alternative, f"{or_location}[{index}]")
         for index, alternative in enumerate(alternatives)
+    ]
+
+
+# $or alternatives that distributing over shared keys may create, for one pattern. EventBridge
+# expands every $or this way; past this many, a pattern is refused rather than left to take
+# seconds and megabytes to compile.
+MAX_OR_COMBINATIONS = 1024
+
+
+class _Budget:
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.left = MAX_OR_COMBINATIONS
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise InvalidPattern(
+                self.location,
+                OR_KEY,
+                f"combinations exceed {MAX_OR_COMBINATIONS}: a field that appears both beside "
+                "a $or and inside its alternatives (or in two of them) multiplies them",
+            )
+
+
+def _normalize(node: _Node, budget: _Budget) -> _Node:
+    """The same pattern, with every key at one level matched by one part of it only.
+
+    Each ``$or`` alternative is matched against the same event object as its siblings; when
+    both a sibling and an alternative reach into one key (``{"a": {"x": [1]}, "$or": [{"a":
+    {"y": [2]}}, ...]}``), each could pick a different element of an array under ``a`` and
+    fields would combine across array elements. So such a ``$or`` is distributed: ``F and
+    (A or B)`` becomes ``(F+A) or (F+B)``, where ``+`` merges nested objects under one key
+    into one object pattern, matched against one element, as EventBridge does.
+    """
+    fields: list[tuple[str, Table | _Node]] = []
+    nested_at: dict[str, int] = {}
+    for key, constraint in node.fields:
+        if isinstance(constraint, _Node) and key in nested_at:
+            index = nested_at[key]
+            merged = fields[index][1]
+            assert isinstance(merged, _Node)
+            fields[index] = (key, _merge(merged, constraint))
+        else:
+            if isinstance(constraint, _Node):
+                nested_at[key] = len(fields)
+            fields.append((key, constraint))
+    if node.groups and _shares_a_key(fields, node.groups):
+        first, rest = node.groups[0], node.groups[1:]
+        budget.spend(len(first))
+        options: list[_Node] = []
+        for alternative in first:
+            combined = _normalize(_merge(_Node(fields, rest), alternative), budget)
+            if not combined.fields and len(combined.groups) == 1:
+                options.extend(combined.groups[0])  # (A or B) or C is A or B or C
+            else:
+                options.append(combined)
+        return _Node([], [options])
+    return _Node(
+        [
+            (key, _normalize(constraint, budget) if isinstance(constraint, _Node) else constraint)
+            for key, constraint in fields
+        ],
+        [[_normalize(alternative, budget) for alternative in group] for group in node.groups],
     )
+
+
+def _merge(first: _Node, second: _Node) -> _Node:
+    return _Node(first.fields + second.fields, first.groups + second.groups)
+
+
+def _keys_reached(node: _Node) -> set[str]:
+    """The keys of the event object that ``node`` looks at, its ``$or`` groups included."""
+    keys = {key for key, _ in node.fields}
+    for group in node.groups:
+        for alternative in group:
+            keys |= _keys_reached(alternative)
+    return keys
+
+
+def _shares_a_key(fields: list[tuple[str, Table | _Node]], groups: list[list[_Node]]) -> bool:
+    seen = {key for key, _ in fields}
+    for group in groups:
+        reached: set[str] = set()
+        for alternative in group:
+            reached |= _keys_reached(alternative)
+        if reached & seen:
+            return True
+        seen |= reached
+    return False
+
+
+def _compile_node(node: _Node) -> Check:
+    fields = tuple(
+        (key, _object_field_table(_compile_node(c)) if isinstance(c, _Node) else c)
+        for key, c in node.fields
+    )
+    alternatives = tuple(
+        tuple(_compile_node(alternative) for alternative in group) for group in node.groups
+    )
+    return _object_matcher(fields, alternatives)
 
 
 def _object_matcher(

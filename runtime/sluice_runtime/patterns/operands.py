@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from functools import partial
 from ipaddress import ip_address, ip_network
@@ -26,6 +27,7 @@ _ANYTHING_BUT_STRING_OPERATORS: Final = ("prefix", "suffix", "equals-ignore-case
 _LOWER_BOUNDS: Final = {">": lt, ">=": le}
 _UPPER_BOUNDS: Final = {"<": gt, "<=": ge}
 _COMPARISONS: Final = ("=", "<", "<=", ">", ">=")
+_PREFIX_LENGTH: Final = re.compile("[0-9]{1,3}")
 
 
 def show(value: Any) -> str:
@@ -68,15 +70,17 @@ def wildcard_test(operand: Any, location: str, operator: str) -> StringTest:
 
 def cidr_test(operand: Any, location: str) -> StringTest:
     try:
-        if not isinstance(operand, str) or operand.count("/") != 1:
+        # A prefix length only: ip_network would also read a netmask or a hostmask after the
+        # slash (10.0.0.0/255.255.255.0), which EventBridge refuses.
+        if not isinstance(operand, str) or not _PREFIX_LENGTH.fullmatch(operand.partition("/")[2]):
             raise ValueError(operand)
         network = ip_network(operand, strict=False)
     except ValueError:
         raise InvalidPattern(
             location,
             "cidr",
-            "needs an IPv4 or IPv6 network with a prefix length, such as 10.0.0.0/24 or "
-            f"2001:db8::/32, not {show(operand)}",
+            "needs an IPv4 or IPv6 network with a prefix length in bits, such as 10.0.0.0/24 "
+            f"or 2001:db8::/32, not {show(operand)}",
         ) from None
     version = network.version
     mask = int(network.netmask)
