@@ -211,3 +211,23 @@ def test_wildcard_agrees_with_the_regular_expression_reference(wildcard: str, va
     pattern = {"s": [{"wildcard": wildcard}]}
     event = {"s": value}
     assert compile_pattern(pattern)(event) is reference_match(pattern, event)
+
+
+@SETTINGS
+@given(data=st.data(), beside=PATTERNS, inside=PATTERNS, other=LEAVES)
+def test_a_key_shared_by_a_dollar_or_and_its_sibling_agrees_with_the_reference(
+    data: st.DataObject,
+    beside: dict[str, Any],
+    inside: dict[str, Any],
+    other: list[Any],
+) -> None:
+    """``a`` both beside the $or and inside an alternative, against arrays whose elements
+    each satisfy one side, the other, or both: the two must hold in one element."""
+    pattern = {"a": beside, "$or": [{"a": inside}, {"b": other}]}
+    element = st.one_of(
+        events_like(beside),
+        events_like(inside),
+        st.builds(lambda x, y: {**x, **y}, events_like(beside), events_like(inside)),
+    )
+    event = {"a": data.draw(st.lists(element, max_size=3)), "b": data.draw(EVENT_VALUES)}
+    assert compile_pattern(pattern)(event) is reference_match(pattern, event)

@@ -16,11 +16,45 @@ _ABSENT = object()
 
 
 def reference_match(pattern: dict[str, Any], event: Any) -> bool:
-    return _match_nested(pattern, event)
+    return any(_match_nested(branch, event) for branch in _branches(pattern))
 
 
 def reference_match_any(patterns: list[dict[str, Any]], event: Any) -> bool:
     return any(reference_match(pattern, event) for pattern in patterns)
+
+
+# A pattern without $or: for each key, the constraints on its value, all of which must hold:
+# ("leaf", entries) or ("object", Branch). One key may carry several after merging.
+Branch = dict[str, list[tuple[str, Any]]]
+
+
+def _branches(pattern: dict[str, Any]) -> list[Branch]:
+    """The $or-free patterns an event may match instead, as EventBridge expands them: every
+    $or becomes one branch per alternative, and the object patterns one key gets from
+    several places are merged into one (matched against one array element)."""
+    branches: list[Branch] = [{}]
+    for key, sub_pattern in pattern.items():
+        if key == "$or":
+            options = [branch for option in sub_pattern for branch in _branches(option)]
+        elif isinstance(sub_pattern, dict):
+            options = [{key: [("object", branch)]} for branch in _branches(sub_pattern)]
+        else:
+            options = [{key: [("leaf", sub_pattern)]}]
+        branches = [_merge(branch, option) for branch in branches for option in options]
+    return branches
+
+
+def _merge(first: Branch, second: Branch) -> Branch:
+    merged = {key: list(constraints) for key, constraints in first.items()}
+    for key, constraints in second.items():
+        for kind, constraint in constraints:
+            kept = merged.setdefault(key, [])
+            objects = [index for index, (k, _) in enumerate(kept) if k == "object"]
+            if kind == "object" and objects:
+                kept[objects[0]] = ("object", _merge(kept[objects[0]][1], constraint))
+            else:
+                kept.append((kind, constraint))
+    return merged
 
 
 def _kind(value: Any) -> str:
@@ -49,30 +83,29 @@ def _flatten(values: Any) -> list[Any]:
     return flat
 
 
-def _match_nested(pattern: dict[str, Any], value: Any) -> bool:
-    """A pattern object against an event value: an object, or any object of an array;
-    anything else has no fields and is checked as an empty object."""
+def _match_nested(branch: Branch, value: Any) -> bool:
+    """A branch against an event value: an object, or any object of an array; anything
+    else has no fields and is checked as an empty object."""
     if _kind(value) == "object":
-        return _match_fields(pattern, value)
+        return _match_fields(branch, value)
     if _kind(value) == "array":
         objects = [item for item in _flatten(value) if _kind(item) == "object"]
         if objects:
-            return any(_match_fields(pattern, item) for item in objects)
-    return _match_fields(pattern, {})
+            return any(_match_fields(branch, item) for item in objects)
+    return _match_fields(branch, {})
 
 
-def _match_fields(pattern: dict[str, Any], event_object: Mapping[str, Any]) -> bool:
-    for key, sub_pattern in pattern.items():
-        if key == "$or":
-            if not any(_match_fields(option, event_object) for option in sub_pattern):
-                return False
-            continue
+def _match_fields(branch: Branch, event_object: Mapping[str, Any]) -> bool:
+    for key, constraints in branch.items():
         value = event_object.get(key, _ABSENT)
-        if isinstance(sub_pattern, dict):
-            if not _match_nested(sub_pattern, value):
+        for kind, constraint in constraints:
+            matched = (
+                _match_nested(constraint, value)
+                if kind == "object"
+                else _match_leaf(constraint, value)
+            )
+            if not matched:
                 return False
-        elif not _match_leaf(sub_pattern, value):
-            return False
     return True
 
 
