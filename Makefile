@@ -1,6 +1,6 @@
 # Sluice developer entry points. `make test` works on a fresh machine: it creates the
-# virtualenv, fetches the Kafka jars, builds the local control plane (cached outside the
-# tree) and runs lint, types and every test.
+# virtualenv, fetches the Kafka and event-ruler jars, builds the local control plane (cached
+# outside the tree) and runs lint, types and every test.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -40,11 +40,12 @@ format: venv
 
 infra:
 	@scripts/kafka.sh fetch
+	@scripts/event-ruler.sh classpath >/dev/null
 	@scripts/cluster.sh build
 	@scripts/helm.sh >/dev/null
 
 unit: venv
-	@$(BIN)/pytest -q -m "not integration and not e2e"
+	@$(BIN)/pytest -q -m "not integration and not e2e and not differential"
 
 test: venv lint infra
 	@echo "==> pytest (starts Kafka and the API server when tests ask for them)"

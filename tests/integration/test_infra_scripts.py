@@ -23,6 +23,7 @@ BASE_COMMANDS = [
     "bash",
     "cat",
     "curl",
+    "cut",
     "dirname",
     "grep",
     "head",
@@ -34,6 +35,7 @@ BASE_COMMANDS = [
     "sed",
     "seq",
     "setsid",
+    "sha256sum",
     "sleep",
     "tail",
     "timeout",
@@ -62,10 +64,24 @@ def path_without(tmp_path: Path, *hidden: str) -> str:
     """A PATH holding the usual commands, minus the hidden ones."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for name in [*BASE_COMMANDS, "java", "mvn", "go"]:
+    for name in [*BASE_COMMANDS, "java", "javac", "mvn", "go"]:
         found = shutil.which(name)
         if name not in hidden and found and not (bin_dir / name).exists():
             (bin_dir / name).symlink_to(found)
+    return str(bin_dir)
+
+
+def path_hiding(tmp_path: Path, hidden: str) -> str:
+    """A PATH with every command of this one but ``hidden`` (Maven needs many)."""
+    bin_dir = tmp_path / "all-but"
+    bin_dir.mkdir(exist_ok=True)
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not Path(folder).is_dir():
+            continue
+        for command in Path(folder).iterdir():
+            link = bin_dir / command.name
+            if command.name != hidden and not link.exists() and os.access(command, os.X_OK):
+                link.symlink_to(command)
     return str(bin_dir)
 
 
@@ -97,6 +113,52 @@ def test_missing_java_is_one_clear_line(tmp_path: Path, isolated_env: dict[str, 
     line = one_error_line(run("kafka.sh", "up", env=env, timeout=30))
     assert "'java' not found" in line
     assert "install" in line
+
+
+def test_event_ruler_without_java_is_one_clear_line(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    env = {
+        **isolated_env,
+        "PATH": path_without(tmp_path, "java", "javac"),
+        "SLUICE_TOOLS_CACHE": str(tmp_path / "empty-cache"),
+    }
+    line = one_error_line(run("event-ruler.sh", "classpath", env=env, timeout=30))
+    assert "'java' not found" in line
+    assert "install" in line
+
+
+def test_event_ruler_harness_compiles_on_a_java_runtime_without_javac(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """A machine with only a Java runtime compiles the harness with the Eclipse compiler;
+    the jars come from the shared cache (fetched there first if need be)."""
+    fetched = run("event-ruler.sh", "fetch", env=isolated_env, timeout=600)
+    assert fetched.returncode == 0, fetched.stderr
+    pom = (SCRIPTS / "event-ruler" / "pom.xml").read_text()
+    version = pom.split("<event-ruler.version>")[1].split("<")[0]
+    shared = Path(
+        os.environ.get("SLUICE_TOOLS_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sluice"
+    )
+    cache = tmp_path / "cache"
+    (cache / f"event-ruler-{version}").mkdir(parents=True)
+    (cache / f"event-ruler-{version}" / "libs").symlink_to(
+        shared / f"event-ruler-{version}" / "libs"
+    )
+    env = {**isolated_env, "PATH": path_hiding(tmp_path, "javac"), "SLUICE_TOOLS_CACHE": str(cache)}
+    result = run("event-ruler.sh", "classpath", env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    classpath = result.stdout.strip().splitlines()[-1]
+    answer = subprocess.run(
+        ["java", "-cp", classpath, "EventRulerHarness"],
+        input='{"pattern": "{\\"a\\": [1]}", "events": ["{\\"a\\": 1}", "{\\"a\\": 2}"]}\n',
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.stdout.strip() == "OK 10", answer.stderr
 
 
 def test_missing_go_is_one_clear_line(tmp_path: Path, isolated_env: dict[str, str]) -> None:
