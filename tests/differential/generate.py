@@ -8,12 +8,14 @@ elements each satisfy only part of the pattern, fields sometimes missing, and nu
 written in several ways (``300``, ``300.0``, ``3e2``).
 
 Everything generated stays within what both engines define the same way; the deliberate
-differences (docs/patterns.md, "Differences from EventBridge") are left out here and
-checked case by case instead: numbers a double cannot hold exactly only ever meet exact
-values, a $or never repeats a field its branch already has, ``cidr`` blocks are neither
-/0 nor the whole address and each case uses one address family, exact values are never IP
-addresses, strings have no double quotes, ``exists: false`` only appears in the top
-object, keys have no dots.
+differences and event-ruler's defects (docs/patterns.md) are left out here and checked
+case by case instead: numbers a double cannot hold exactly only ever meet exact values, a
+$or never repeats a field its branch already has, ``cidr`` blocks are neither /0 nor the
+whole address, sit under their own key (never a number) and each case uses one address
+family, exact values are never IP addresses, strings have no double quotes, ``exists:
+false`` only appears in the top object, keys have no dots, and a case has either wildcards
+starting with ``*`` or equals-ignore-case and non-ASCII text, and either empty strings or
+numeric ranges.
 """
 
 from __future__ import annotations
@@ -139,7 +141,9 @@ class Generator:
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
         self.ipv6 = False
+        self.split = False
         self.leading_star = False
+        self.empty_strings = False
 
     def networks(self) -> tuple[str, ...]:
         return tuple(n for n in NETWORKS if (":" in n) == self.ipv6)
@@ -157,10 +161,16 @@ class Generator:
             # value, or a suffix with a non-ASCII character, at the wrong places (defects
             # listed in the docs): cases with such wildcards have neither.
             self.leading_star = self.random.random() < 0.5
-            pattern = self.pattern(0)
+            # An empty string value beside a numeric range stops event-ruler matching
+            # other strings of the field (a listed defect): a case has one or the other.
+            self.empty_strings = self.random.random() < 0.5
+            pattern = self.shared_key_pattern() if self.random.random() < 0.15 else self.pattern(0)
             if _repeats_a_path(pattern):
                 continue  # event-ruler keeps only one of them: a documented difference
-            events = [to_json(self.event_for(pattern)) for _ in range(events_per_pattern)]
+            events = [
+                to_json(self.event_for(pattern, split=index % 3 == 0))
+                for index in range(events_per_pattern)
+            ]
             if self.random.random() < 0.05:
                 self.break_one_leaf(pattern)  # both engines must refuse it
             found.append(Case(to_json(pattern), events))
@@ -192,13 +202,24 @@ class Generator:
             alternatives = []
             for _ in range(r.randint(2, 3)):
                 alternative = self.pattern(depth + 1, nesting)
-                if nested and r.random() < 0.5:
+                if nested and r.random() < 0.8:
                     # An alternative reaching into a sibling's object: the two parts must
                     # hold in one element of an array there.
                     alternative[r.choice(nested)] = self.pattern(depth + 1, nesting + 1)
                 alternatives.append(alternative)
             pattern["$or"] = alternatives
         return pattern
+
+    def shared_key_pattern(self) -> dict[str, Any]:
+        """A field both beside a $or and inside one of its alternatives, as an object:
+        ``{"a": {…}, "$or": [{"a": {…}}, {"b": […]}]}``; kept small so that events often
+        satisfy every other part, leaving the shared field to decide."""
+        r = self.random
+        shared, other = r.sample(KEYS, 2)
+        return {
+            shared: self.pattern(2, 1),
+            "$or": [{shared: self.pattern(2, 1)}, {other: self.leaf(absence=True)}],
+        }
 
     def wide_leaf(self) -> list[Any]:
         r = self.random
@@ -245,7 +266,7 @@ class Generator:
             weights=(10, 6, 3, 6, 6, 5, 6, 10, 8, 4),
         )[0]
         if kind == "string":
-            return self.string()
+            return self.string() if self.empty_strings else self.non_empty_string()
         if kind == "number":
             return self.number()
         if kind == "literal":
@@ -263,6 +284,8 @@ class Generator:
         if kind == "anything-but":
             return {kind: self.anything_but()}
         if kind == "numeric":
+            if self.empty_strings:
+                return {kind: ["=", self.number()]}
             return {kind: self.numeric()}
         return {"exists": r.random() < 0.5 if absence else True}
 
@@ -340,7 +363,11 @@ class Generator:
 
     # --- events --------------------------------------------------------------------------
 
-    def event_for(self, pattern: dict[str, Any]) -> dict[str, Any]:
+    def event_for(self, pattern: dict[str, Any], split: bool = False) -> dict[str, Any]:
+        """An event near ``pattern``; with ``split``, where several parts of the pattern
+        name one object field, its value is an array whose elements each satisfy one
+        part only (the shape where fields could wrongly combine across elements)."""
+        self.split = split
         event = self.object_for(pattern)
         if self.random.random() < 0.2:
             event["z"] = self.scalar()
@@ -394,6 +421,8 @@ class Generator:
                 _deep_update(merged, self.object_for(pattern))
             return merged
 
+        if self.split and len(patterns) > 1:
+            return [self.object_for(pattern) for pattern in r.sample(patterns, len(patterns))]
         shape = r.random()
         if shape < (0.1 if len(patterns) > 1 else 0.4):
             return element()

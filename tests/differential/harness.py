@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluice_runtime import exactjson
+from sluice_runtime.envelope import decode_bytes
 from sluice_runtime.patterns import PatternError, compile_pattern
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +78,13 @@ def run_event_ruler(classpath: str, cases: Sequence[tuple[str, Sequence[str]]]) 
 
 
 def run_sluice(pattern: str, events: Sequence[str]) -> Verdicts:
-    """Sluice's verdicts, parsing both as the runtime does (integers exact)."""
+    """Sluice's verdicts: the pattern read as ``sluice test-pattern`` reads it, each event
+    decoded as the runtime decodes a record's value."""
     try:
         matches = compile_pattern(exactjson.loads(pattern))
     except PatternError as error:
         return Verdicts(str(error), ())
-    return Verdicts(None, tuple(matches(exactjson.loads(event)) for event in events))
+    decoded = [decode_bytes(event.encode()) for event in events]
+    if any(encoding != "json" for _, encoding in decoded):
+        raise ValueError(f"an event is not JSON: {events}")
+    return Verdicts(None, tuple(matches(event) for event, _ in decoded))

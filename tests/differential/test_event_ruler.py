@@ -291,9 +291,16 @@ DIFFERENCES = (
         "10",
     ),
     Difference(
-        "An empty wildcard beside a numeric range",
+        "An empty string beside a numeric range",
         {"s": ["ab", {"numeric": ["<", 10]}, {"wildcard": ""}]},
         ({"s": "ab"}, {"s": 5}, {"s": ""}),
+        "011",
+        "111",
+    ),
+    Difference(
+        "An empty string beside a numeric range",
+        {"s": ["z", {"numeric": ["<", 5]}, ""]},
+        ({"s": "z"}, {"s": 1}, {"s": ""}),
         "011",
         "111",
     ),
