@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice_operator.access import NotPermitted, check_access
 from sluice_operator.builders import (
     build_configmap,
     build_deployment,
@@ -271,10 +272,17 @@ def reconcile_connector(
 
     connector = valid.connector
     spec = connector.spec
-    sink_uri, sink_check = resolve_sink(kube, connector, ctx.config.cluster_domain)
+    try:
+        kafka_identities = check_access(kube, connector, ctx.config)
+    except NotPermitted as error:
+        observed = _carry_over(
+            previous, generation, blocked=error.check, deployment=live_deployment
+        )
+        return _finish(ctx, body, previous, observed, now, applied=(), retry=False)
+    sink_uri, sink_check = resolve_sink(kube, connector, ctx.config)
     facts: KafkaFacts | None = None
     try:
-        facts = ctx.kafka.read(connector)
+        facts = ctx.kafka.read(connector, kafka_identities)
         source_check = _source_check(facts)
     except KafkaFactsError as error:
         source_check = Check("False", error.reason, error.message)
@@ -470,7 +478,7 @@ def _transition_events(
     old_ready = find(previous.conditions, ConditionType.READY)
     if new_ready is None:
         return
-    blocked = (Reason.INVALID_SPEC, Reason.OBJECT_CONFLICT)
+    blocked = (Reason.INVALID_SPEC, Reason.OBJECT_CONFLICT, Reason.NOT_PERMITTED)
     if new_ready.reason in blocked and (
         old_ready is None
         or old_ready.reason != new_ready.reason

@@ -1,6 +1,12 @@
 """Where a Connector delivers: ``sink.uri`` as given, or the address of the object
 ``sink.ref`` names: a core Service (its cluster DNS name and port) or anything Addressable
-in the Knative sense (a Knative Service, Broker, Channel…: its ``status.address.url``)."""
+in the Knative sense (a Knative Service, Broker, Channel…: its ``status.address.url``).
+
+``sink.ref`` names an object in the Connector's own namespace, or in one the operator's
+configuration allows (SLUICE_SINK_REF_NAMESPACES). The operator reads it with its own
+rights, which a Connector's author may not have there; so for another namespace the status
+says only whether it resolved, never whether the object exists, has ports or is ready.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 
 from sluice_operator.conditions import Reason
 from sluice_operator.kube import Kube, KubeError, resource_path
+from sluice_operator.settings import OperatorConfig
 from sluice_operator.status import Check
 from sluice_runtime.config import Connector, SinkRef
 
@@ -25,19 +32,42 @@ def service_url(service: dict[str, Any], cluster_domain: str) -> str | None:
     return f"{scheme}://{host}:{chosen['port']}/"
 
 
-def resolve_sink(kube: Kube, connector: Connector, cluster_domain: str) -> tuple[str | None, Check]:
+def resolve_sink(
+    kube: Kube, connector: Connector, config: OperatorConfig
+) -> tuple[str | None, Check]:
     """The sink's URI and the SinkResolved check."""
     sink = connector.spec.sink
     if sink.uri is not None:
         return sink.uri, Check("True", Reason.RESOLVED, "spec.sink.uri is set.")
     assert sink.ref is not None  # the model wants exactly one
-    return _resolve_ref(kube, sink.ref, connector.metadata.namespace, cluster_domain)
+    own = connector.metadata.namespace
+    namespace = sink.ref.namespace or own
+    if namespace == own:
+        return _resolve_ref(kube, sink.ref, namespace, config.cluster_domain)
+    if namespace not in config.sink_ref_namespaces:
+        allowed = ", ".join(sorted(config.sink_ref_namespaces)) or "none"
+        return None, Check(
+            "False",
+            Reason.NOT_PERMITTED,
+            f"spec.sink.ref.namespace: a Connector may name a sink in its own namespace"
+            f" ({own}) or in one the operator allows (allowed: {allowed}), not {namespace}.",
+        )
+    url, check = _resolve_ref(kube, sink.ref, namespace, config.cluster_domain)
+    if check.ok or check.reason == Reason.SINK_KIND_UNSUPPORTED:
+        return url, check  # what the whole cluster may know: its address, its API's kinds
+    # Not found, unreadable, without ports, not ready: one answer for all, so that status
+    # tells nothing about another namespace's objects that its owner may not read.
+    return None, Check(
+        "False",
+        Reason.SINK_NOT_FOUND,
+        f"{sink.ref.kind} {namespace}/{sink.ref.name} cannot be resolved to an address: it"
+        " does not exist, has none yet, or the operator may not read it.",
+    )
 
 
 def _resolve_ref(
-    kube: Kube, ref: SinkRef, default_namespace: str, cluster_domain: str
+    kube: Kube, ref: SinkRef, namespace: str, cluster_domain: str
 ) -> tuple[str | None, Check]:
-    namespace = ref.namespace or default_namespace
     what = f"{ref.kind} {namespace}/{ref.name}"
     try:
         plural = kube.plural(ref.api_version, ref.kind)
