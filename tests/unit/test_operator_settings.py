@@ -70,3 +70,57 @@ def test_service_urls() -> None:
         "https://f.ns.svc.cluster.local:443/"
     )
     assert service_url(service(), "cluster.local") is None
+
+
+def test_tenancy_settings_from_the_environment() -> None:
+    config = OperatorConfig.from_env(
+        {
+            "SLUICE_ALLOWED_RUNTIME_IMAGES": "registry.example/sluice@sha256:*, mine:2",
+            "SLUICE_SINK_REF_NAMESPACES": "shared, functions",
+            "SLUICE_OPERATOR_KAFKA_TRUSTED_SERVERS": "Kafka-0.Kafka:9092,kafka-1.kafka:9092",
+            "SLUICE_OPERATOR_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SLUICE_OPERATOR_KAFKA_SASL_MECHANISM": "PLAIN",
+            "SLUICE_OPERATOR_KAFKA_USERNAME": "sluice-operator",
+            "SLUICE_OPERATOR_KAFKA_PASSWORD": "s3cret",
+            # The runtime's variables are not the operator's identity.
+            "SLUICE_KAFKA_PASSWORD": "someone-else",
+        }
+    )
+    assert config.sink_ref_namespaces == {"shared", "functions"}
+    assert config.allows_image(config.runtime_image)
+    assert config.allows_image("registry.example/sluice@sha256:0123")
+    assert config.allows_image("mine:2")
+    assert not config.allows_image("mine:3")
+    assert not config.allows_image("registry.example/sluice:latest")
+    assert config.trusts(["kafka-0.kafka:9092"])
+    assert config.trusts(["KAFKA-1.kafka:9092", "kafka-0.kafka:9092"])
+    # One address of a Connector's choosing is enough to receive the credentials.
+    assert not config.trusts(["kafka-0.kafka:9092", "attacker.example:9092"])
+    assert not config.trusts(["kafka-0.kafka"])  # no port: not a listed address
+    assert config.operator_kafka_settings() == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "sluice-operator",
+        "sasl.password": "s3cret",
+    }
+    assert "s3cret" not in repr(config)
+
+
+def test_nothing_is_trusted_or_allowed_by_default() -> None:
+    config = OperatorConfig()
+    assert not config.trusts(["localhost:9092"])
+    assert not config.allows_image("anything:1")
+    assert not config.sink_ref_namespaces
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SLUICE_OPERATOR_KAFKA_TRUSTED_SERVERS", "kafka-without-port"),
+        ("SLUICE_OPERATOR_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("SLUICE_OPERATOR_KAFKA_SASL_MECHANISM", "GSSAPI"),
+    ],
+)
+def test_bad_tenancy_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        OperatorConfig.from_env({variable: value})
