@@ -180,8 +180,8 @@ def _secret_env(name: str, secret: str, key: str, optional: bool) -> dict[str, A
 
 
 def build_env(connector: Connector) -> list[dict[str, Any]]:
-    """The runtime's environment: Secrets only by reference, so the operator never reads
-    them; absent auth keys are skipped (``optional``), as the runtime skips them."""
+    """The runtime's environment: Secrets only by reference, so no value is ever copied into
+    an object; absent auth keys are skipped (``optional``), as the runtime skips them."""
     spec = connector.spec
     env: list[dict[str, Any]] = []
     auth = spec.source.kafka.auth

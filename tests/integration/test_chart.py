@@ -1,18 +1,32 @@
 """The Helm chart lints, renders with several values files, is accepted by the real API
-server, and grants the operator what it needs and nothing more."""
+server, and grants the operator what it needs and nothing more: the operator runs under the
+chart's ServiceAccount and uses every verb the chart grants."""
 
 from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka.admin import AdminClient
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from sluice_operator.access import CONNECTOR_ACCESS_LABEL
+from sluice_operator.builders import runtime_name
+from sluice_operator.kube import Kube, KubeError, resource_path
+from sluice_operator.testing import (
+    OperatorThread,
+    connector_body,
+    create_connector,
+    eventually,
+    patch_spec,
+)
+from tests.api_recorder import RecordingApiProxy
 
 pytestmark = pytest.mark.integration
 
@@ -97,14 +111,16 @@ def test_namespaced_render_uses_roles(helm: str) -> None:
     assert "annotations" not in crd["metadata"]
 
 
-def test_rbac_has_no_wildcards_and_no_secrets(helm: str) -> None:
+def test_rbac_has_no_wildcards_and_reads_secrets_one_by_one(helm: str) -> None:
     for values in [[], *[[v] for v in VALUES]]:
         for role in by_kind(render(helm, *values), "ClusterRole") + by_kind(
             render(helm, *values), "Role"
         ):
             for rule in role["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                assert "secrets" not in rule["resources"]
+                if "secrets" in rule["resources"]:
+                    # Only Secrets a Connector names, never a listing of them all.
+                    assert rule["verbs"] == ["get"]
 
 
 def _apply(api: client.ApiClient, obj: dict[str, Any], dry_run: bool) -> None:
@@ -198,16 +214,22 @@ def test_operator_service_account_can_do_its_job_and_no_more(
             ("patch", "connectors", "sluice.dev", "status"),
             ("create", "deployments", "apps", ""),
             ("patch", "deployments", "apps", ""),
-            ("delete", "configmaps", "", ""),
+            ("patch", "configmaps", "", ""),
             ("create", "services", "", ""),
+            ("get", "secrets", "", ""),
             ("get", "services", "serving.knative.dev", ""),
             ("create", "events", "", ""),
         ]
         for verb, resource, group, sub in allowed:
             assert can(kube_api, user, verb, resource, group, subresource=sub), (verb, resource)
         denied = [
-            ("get", "secrets", ""),
             ("list", "secrets", ""),
+            ("watch", "secrets", ""),
+            # Garbage collection deletes what a Connector owns; the operator never does.
+            ("delete", "deployments", "apps"),
+            ("delete", "configmaps", ""),
+            ("delete", "services", ""),
+            ("list", "namespaces", ""),
             ("delete", "connectors", "sluice.dev"),
             ("create", "connectors", "sluice.dev"),
             ("create", "pods", ""),
@@ -231,3 +253,197 @@ def test_chart_carries_the_generated_crd() -> None:
     assert (CHART / "files" / "connector-crd.yaml").read_text() == committed, (
         "charts/sluice/files/connector-crd.yaml is stale: copy crds/sluice.dev_connectors.yaml"
     )
+
+
+def _granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+# Granted without being a call: the OwnerReferencesPermissionEnforcement admission plugin
+# (not enabled on the test API server) checks it when an owner reference blocks deletion.
+NOT_A_CALL = {("sluice.dev", "connectors/finalizers", "update")}
+
+
+def test_cluster_and_namespaced_installs_grant_the_same(helm: str) -> None:
+    [cluster_role] = by_kind(render(helm), "ClusterRole")
+    roles = by_kind(render(helm, ROOT / "tests" / "charts" / "namespaced.yaml"), "Role")
+    assert roles
+    for role in roles:
+        assert _granted(role) == _granted(cluster_role)
+    for _, resource, verb in _granted(cluster_role):
+        assert verb not in ("delete", "deletecollection", "update") or (
+            ("sluice.dev", resource, verb) in NOT_A_CALL
+        ), (resource, verb)
+
+
+@pytest.fixture
+def knative_crd(kube: Kube) -> Iterator[str]:
+    """A stand-in for Knative Serving's Service CRD (enough for sink.ref to resolve)."""
+    name = "services.serving.knative.dev"
+    path = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions", None, name)
+    kube.request(
+        "PATCH",
+        path,
+        body={
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {
+                "group": "serving.knative.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "services", "singular": "service", "kind": "Service"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+        query=[("fieldManager", "sluice-tests"), ("force", "true")],
+        content_type="application/apply-patch+yaml",
+    )
+    yield "serving.knative.dev/v1"
+    kube.request("DELETE", path)
+
+
+def test_operator_runs_under_the_chart_rbac_and_uses_every_verb_it_grants(
+    helm: str,
+    kube_api: client.ApiClient,
+    kube: Kube,
+    release_namespace: str,
+    knative_crd: str,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """The operator, run through a recording proxy with the token of the chart's
+    ServiceAccount, does its whole job (no request refused) and calls every verb the
+    chart grants (none granted in vain)."""
+    ns = release_namespace
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"operator": {"watchNamespaces": [ns]}}))
+    objects = render(helm, values, namespace=ns)
+    for obj in by_kind(objects, "ServiceAccount") + by_kind(objects, "Role"):
+        _apply(kube_api, obj, dry_run=False)
+    for obj in by_kind(objects, "RoleBinding"):
+        _apply(kube_api, obj, dry_run=False)
+    [role] = by_kind(objects, "Role")
+    [account] = by_kind(objects, "ServiceAccount")
+    token = (
+        client.CoreV1Api(kube_api)
+        .create_namespaced_service_account_token(
+            account["metadata"]["name"], ns, {"spec": {"expirationSeconds": 3600}}
+        )
+        .status.token
+    )
+
+    # What the operator is asked to do: every kind of sink, Secrets, a dead-letter topic,
+    # and a change to an existing Connector.
+    topic = make_topic(1, prefix="rbac")
+    dead_letter = f"dlq-{uuid.uuid4().hex[:8]}"
+    kube.request(
+        "POST",
+        resource_path("v1", "secrets", ns, None),
+        body={
+            "metadata": {"name": "fn-token", "labels": {CONNECTOR_ACCESS_LABEL: "true"}},
+            "stringData": {"token": "t"},
+        },
+    )
+    kube.request(
+        "POST",
+        resource_path("v1", "services", ns, None),
+        body={"metadata": {"name": "fn"}, "spec": {"ports": [{"name": "http", "port": 80}]}},
+    )
+    eventually(
+        lambda: _try_create(
+            kube,
+            resource_path(knative_crd, "services", ns, None),
+            {
+                "apiVersion": knative_crd,
+                "kind": "Service",
+                "metadata": {"name": "kn"},
+                "status": {"address": {"url": "http://kn.example"}},
+            },
+        ),
+        30,
+        "the Knative stand-in to be served",
+    )
+    to_service = connector_body("svc", ns, kafka_bootstrap, [topic], "http://unused/")
+    to_service["spec"]["sink"] = {
+        "ref": {"name": "fn"},
+        "auth": {"bearerTokenSecretRef": {"name": "fn-token", "key": "token"}},
+    }
+    to_service["spec"]["delivery"] = {"deadLetter": {"kafka": {"topic": dead_letter}}}
+    to_knative = connector_body("kn", ns, kafka_bootstrap, [topic], "http://unused/")
+    to_knative["spec"]["sink"] = {
+        "ref": {"apiVersion": knative_crd, "kind": "Service", "name": "kn"}
+    }
+
+    configuration = kube_api.configuration
+    with RecordingApiProxy(configuration.host, configuration.ssl_ca_cert) as proxy:
+        kubeconfig = tmp_path / "operator.kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "proxy", "cluster": {"server": proxy.url}}],
+                    "users": [{"name": "operator", "user": {"token": token}}],
+                    "contexts": [
+                        {"name": "operator", "context": {"cluster": "proxy", "user": "operator"}}
+                    ],
+                    "current-context": "operator",
+                }
+            )
+        )
+        try:
+            with OperatorThread(str(kubeconfig), [ns]):
+                create_connector(kube, to_service)
+                create_connector(kube, to_knative)
+                for name in ("svc", "kn"):
+                    eventually(
+                        lambda name=name: kube.get(  # type: ignore[misc]
+                            resource_path("apps/v1", "deployments", ns, runtime_name(name))
+                        ),
+                        30,
+                        f"the Deployment of {name}",
+                    )
+                patch_spec(kube, ns, "svc", {"window": {"maxMessages": 7}})
+
+                def rolled() -> bool:
+                    configmap = kube.get(resource_path("v1", "configmaps", ns, "sluice-svc"))
+                    return configmap is not None and "maxMessages: 7" in str(configmap["data"])
+
+                eventually(rolled, 30, "the changed configuration")
+        finally:
+            AdminClient({"bootstrap.servers": kafka_bootstrap}).delete_topics([dead_letter])
+
+    calls = proxy.calls()
+    assert not [c for c in calls if c.status in (401, 403)], "the chart grants too little"
+    used = set().union(*(call.access() for call in calls))
+    assert used <= _granted(role)
+    assert _granted(role) - used == NOT_A_CALL, "granted but never used"
+
+
+def _try_create(kube: Kube, path: str, body: dict[str, Any]) -> bool:
+    try:
+        kube.request("POST", path, body=body)
+    except KubeError as error:
+        if error.status == 404:  # the CRD is not served yet
+            return False
+        raise
+    return True

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from e2e.localpod import LocalPod
 
+from sluice_operator.access import CONNECTOR_ACCESS_LABEL
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
 from sluice_operator.testing import (
@@ -71,7 +72,11 @@ def test_the_rendered_deployment_delivers_records_to_the_function(
     kube.request(
         "POST",
         resource_path("v1", "secrets", ns, None),
-        body={"metadata": {"name": "fn-token"}, "stringData": {"token": TOKEN}},
+        # Connectors may use only Secrets that opt in (docs/security.md).
+        body={
+            "metadata": {"name": "fn-token", "labels": {CONNECTOR_ACCESS_LABEL: "true"}},
+            "stringData": {"token": TOKEN},
+        },
     )
     kube.request(
         "POST",
