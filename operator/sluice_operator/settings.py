@@ -157,7 +157,17 @@ class OperatorConfig:
             for setting, variable in OPERATOR_KAFKA_CREDENTIALS.items()
             if env.get(variable)
         )
-        return cls(**values)
+        config = cls(**values)
+        if (
+            config.kafka_trusted_servers
+            and config.kafka_security_protocol.startswith("SASL")
+            and "sasl.username" not in dict(config.kafka_credentials)
+        ):
+            raise ValueError(
+                "SLUICE_OPERATOR_KAFKA_TRUSTED_SERVERS is set and the operator's protocol is"
+                f" {config.kafka_security_protocol}, but SLUICE_OPERATOR_KAFKA_USERNAME is not"
+            )
+        return config
 
 
 def _text(raw: str) -> str:

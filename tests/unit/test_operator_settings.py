@@ -113,6 +113,14 @@ def test_nothing_is_trusted_or_allowed_by_default() -> None:
     assert not config.sink_ref_namespaces
 
 
+def test_trusted_servers_need_the_operator_s_credentials() -> None:
+    trusted = {"SLUICE_OPERATOR_KAFKA_TRUSTED_SERVERS": "kafka:9092"}
+    with pytest.raises(ValueError, match="SLUICE_OPERATOR_KAFKA_USERNAME"):
+        OperatorConfig.from_env(trusted)
+    plain = {**trusted, "SLUICE_OPERATOR_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+    assert OperatorConfig.from_env(plain).trusts(["kafka:9092"])
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
