@@ -19,6 +19,7 @@ from kubernetes.client.rest import ApiException
 from sluice_operator.access import CONNECTOR_ACCESS_LABEL
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, KubeError, resource_path
+from sluice_operator.settings import OperatorConfig
 from sluice_operator.testing import (
     OperatorThread,
     connector_body,
@@ -109,6 +110,44 @@ def test_namespaced_render_uses_roles(helm: str) -> None:
     assert args == ["operator", "--namespace=team-a", "--namespace=team-b"]
     [crd] = by_kind(objects, "CustomResourceDefinition")
     assert "annotations" not in crd["metadata"]
+
+
+def test_tenancy_values_reach_the_operator_s_configuration(helm: str) -> None:
+    """What the chart's values say is what the operator reads from its environment."""
+    [deployment] = by_kind(
+        render(helm, ROOT / "tests" / "charts" / "namespaced.yaml"), "Deployment"
+    )
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in container["env"] if "value" in e}
+    from_secret = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    assert from_secret["SLUICE_OPERATOR_KAFKA_PASSWORD"] == {
+        "name": "sluice-operator-kafka",
+        "key": "password",
+        "optional": True,
+    }
+    config = OperatorConfig.from_env(
+        {**env, **{name: f"<{ref['key']}>" for name, ref in from_secret.items()}}
+    )
+    assert config.allows_image("registry.example/sluice@sha256:" + "0" * 64)
+    assert not config.allows_image("registry.example/other:1")
+    assert config.sink_ref_namespaces == {"functions"}
+    assert config.trusts(["kafka-0.kafka.svc:9093", "kafka-1.kafka.svc:9093"])
+    assert config.operator_kafka_settings()["sasl.username"] == "<username>"
+    assert config.operator_kafka_settings()["security.protocol"] == "SASL_SSL"
+    assert {k for k, _ in config.kafka_credentials} == {
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.pem",
+        "ssl.certificate.pem",
+        "ssl.key.pem",
+    }
+    # By default nothing is allowed or trusted beyond the defaults.
+    [default] = by_kind(render(helm), "Deployment")
+    [container] = default["spec"]["template"]["spec"]["containers"]
+    config = OperatorConfig.from_env({e["name"]: e["value"] for e in container["env"]})
+    assert config == OperatorConfig(runtime_image=config.runtime_image)
 
 
 def test_rbac_has_no_wildcards_and_reads_secrets_one_by_one(helm: str) -> None:
