@@ -107,7 +107,7 @@ class RecordingApiProxy:
                     await response.write(chunk)
                 await response.write_eof()
             except (ConnectionResetError, aiohttp.ClientError):
-                pass  # the caller went away mid-watch
+                pass  # the caller, or upstream at shutdown, went away mid-watch
             return response
 
     async def _start(self) -> None:
@@ -124,10 +124,12 @@ class RecordingApiProxy:
         self.url = f"http://127.0.0.1:{port}"
 
     async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        # Upstream first: a watch the caller left open ends when its upstream read does,
+        # and the server's cleanup waits for every handler to end.
         if self._session is not None:
             await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     def __enter__(self) -> RecordingApiProxy:
         self._thread.start()

@@ -454,13 +454,8 @@ def test_operator_runs_under_the_chart_rbac_and_uses_every_verb_it_grants(
                 create_connector(kube, to_service)
                 create_connector(kube, to_knative)
                 for name in ("svc", "kn"):
-                    eventually(
-                        lambda name=name: kube.get(  # type: ignore[misc]
-                            resource_path("apps/v1", "deployments", ns, runtime_name(name))
-                        ),
-                        30,
-                        f"the Deployment of {name}",
-                    )
+                    path = resource_path("apps/v1", "deployments", ns, runtime_name(name))
+                    eventually(lambda path=path: kube.get(path), 30, f"the Deployment of {name}")
                 patch_spec(kube, ns, "svc", {"window": {"maxMessages": 7}})
 
                 def rolled() -> bool:
@@ -468,11 +463,16 @@ def test_operator_runs_under_the_chart_rbac_and_uses_every_verb_it_grants(
                     return configmap is not None and "maxMessages: 7" in str(configmap["data"])
 
                 eventually(rolled, 30, "the changed configuration")
+        except AssertionError:
+            refused = [c for c in proxy.calls() if c.status in (401, 403)]
+            assert not refused, f"the chart grants too little: {refused}"
+            raise
         finally:
             AdminClient({"bootstrap.servers": kafka_bootstrap}).delete_topics([dead_letter])
 
     calls = proxy.calls()
-    assert not [c for c in calls if c.status in (401, 403)], "the chart grants too little"
+    refused = [c for c in calls if c.status in (401, 403)]
+    assert not refused, f"the chart grants too little: {refused}"
     used = set().union(*(call.access() for call in calls))
     assert used <= _granted(role)
     assert _granted(role) - used == NOT_A_CALL, "granted but never used"
