@@ -1,4 +1,8 @@
-"""One runtime process: sources → lanes → sink, with ordered start and shutdown.
+"""One runtime process: readers → lanes → sink, with ordered start and shutdown.
+
+    KafkaReader (thread) ──records_read──▶ Lane per partition ──▶ HttpSink
+          ▲                                  │ outcomes
+          └──────── store / set_paused ◀──── PartitionLedger
 
 Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes deliver what they hold within the
 grace period, abort what is still retrying (unacknowledged, so read again later), commit
@@ -17,15 +21,16 @@ from pathlib import Path
 from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import METRICS_PORT
-from sluice_runtime.deadletter import FailurePath
+from sluice_runtime.deadletter import DeadLetterWriter
 from sluice_runtime.delivery import Deliverer
-from sluice_runtime.envelope import Record
+from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
 from sluice_runtime.processors import build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
+from sluice_runtime.records import Record
 from sluice_runtime.sink import HttpSink
-from sluice_runtime.source import KafkaSource, kafka_auth_settings
+from sluice_runtime.source import KafkaReader, kafka_auth_settings
 
 log = logging.getLogger("sluice.runtime")
 
@@ -46,7 +51,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 50)
 
 
-class Runtime:
+class DataPlane:
+    """Implements ``SourceListener`` for its readers."""
+
     def __init__(
         self,
         connector: Connector,
@@ -65,7 +72,7 @@ class Runtime:
         # Keyed by consumer too: with several consumers per process a partition can move
         # from one to another, and the new owner's lane must not be the old one's.
         self.lanes: dict[tuple[int, str, int], Lane] = {}
-        self.sources: list[KafkaSource] = []
+        self.readers: list[KafkaReader] = []
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
         self.health: ProbeServer | None = None
@@ -76,7 +83,7 @@ class Runtime:
         )
 
     def ready(self) -> bool:
-        return bool(self.sources) and not self.stopping.is_set()
+        return bool(self.readers) and not self.stopping.is_set()
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or ``stop()``."""
@@ -86,14 +93,12 @@ class Runtime:
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
-        deliverer = Deliverer(
-            sink.send, spec.delivery, self.metrics, limiter, self.abort, prepare=sink.prepare
+        dead_letter = DeadLetterWriter.for_connector(
+            self.connector, kafka_auth_settings(spec.source.kafka.auth)
         )
-        failures = FailurePath(
-            self.connector,
-            self.metrics,
-            self.abort,
-            kafka_auth_settings(spec.source.kafka.auth),
+        failures = FailurePolicy(spec.delivery, dead_letter, self.metrics, self.abort)
+        deliverer = Deliverer(
+            sink.send, spec.delivery, self.metrics, limiter, failures, prepare=sink.prepare
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             # Not possible off the main thread (tests run the runtime in a thread).
@@ -102,43 +107,33 @@ class Runtime:
         if self.metrics_port is not None:
             self.health = runtime_probes(self.metrics, self.metrics_port, self.ready).start()
 
-        def services_for(source: KafkaSource) -> LaneServices:
+        def services_for(reader: KafkaReader) -> LaneServices:
             return LaneServices(
-                connector=self.connector,
+                window=spec.window,
+                delivery=spec.delivery,
+                buffer=spec.runtime.buffer,
                 processor=processor,
                 deliverer=deliverer,
                 failures=failures,
                 metrics=self.metrics,
-                store_offset=source.store,
-                set_paused=source.set_paused,
+                control=reader,
+                process_buffer=self.buffer,
                 trace_records=spec.runtime.trace_records,
-                buffer=self.buffer,
-                on_fatal=self._fatal,
+                on_fatal=self.failed,
             )
 
         self._services_for = services_for
         for index in range(spec.scaling.consumers_per_replica):
-            source = KafkaSource(
-                self.connector,
-                index,
-                loop,
-                self._records,
-                self._assigned,
-                self._revoked,
-                self._lost,
-                revoke_timeout=self.grace,
-                on_lag=self._lag,
-                on_fatal=self._fatal,
-            )
-            self.sources.append(source)
-            source.start()
+            reader = KafkaReader(self.connector, index, loop, self, revoke_timeout=self.grace)
+            self.readers.append(reader)
+            reader.start()
         log.info(
             "Started runtime for %s/%s: topics %s, group %s, %d consumer(s)",
             self.connector.metadata.namespace,
             self.connector.metadata.name,
             ",".join(spec.source.kafka.topics),
             self.connector.consumer_group,
-            len(self.sources),
+            len(self.readers),
         )
         try:
             await self.stopping.wait()
@@ -147,15 +142,16 @@ class Runtime:
                 raise RuntimeError(f"a lane failed: {self.failure!r}") from self.failure
         finally:
             await sink.close()
-            failures.close()
+            if dead_letter is not None:
+                dead_letter.close()
             if self.health is not None:
                 self.health.stop()
 
     def _set_reading(self, reading: bool) -> None:
-        for source in self.sources:
-            source.set_reading(reading)
+        for reader in self.readers:
+            reader.set_reading(reading)
 
-    def _fatal(self, error: BaseException) -> None:
+    def failed(self, error: BaseException) -> None:
         self.failure = error
         self.stop()
 
@@ -166,7 +162,7 @@ class Runtime:
 
     async def _shutdown(self) -> None:
         for index, topic, partition in self.lanes:
-            self.sources[index].set_paused(topic, partition, True)
+            self.readers[index].set_paused(topic, partition, True)
         lanes = list(self.lanes.values())
         drained = asyncio.gather(*(lane.drain() for lane in lanes))
         try:
@@ -175,43 +171,46 @@ class Runtime:
             log.warning("Grace period over; unacknowledged records will be read again")
             self.abort.set()
             await asyncio.gather(*(lane.abort() for lane in lanes))
-        for source in self.sources:
-            source.stop()
-        await asyncio.gather(*(asyncio.to_thread(s.closed.wait, 30) for s in self.sources))
+        for reader in self.readers:
+            reader.stop()
+        await asyncio.gather(*(asyncio.to_thread(r.closed.wait, 30) for r in self.readers))
         log.info("Stopped runtime")
 
-    # Source callbacks, on the loop thread.
-    def _records(self, source: KafkaSource, groups: dict[tuple[str, int], list[Record]]) -> None:
+    # SourceListener: what the readers report, on the loop thread.
+
+    def records_read(
+        self, reader: KafkaReader, groups: dict[tuple[str, int], list[Record]]
+    ) -> None:
         for tp, group in groups.items():
             self.metrics.consumed_from(tp[0]).inc(len(group))
-            lane = self.lanes.get((source.index, *tp))
+            lane = self.lanes.get((reader.index, *tp))
             if lane is None or lane.draining:
                 continue  # revoked meanwhile: not acknowledged, the new owner reads it
             lane.feed(group)
 
-    def _assigned(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        for topic, partition in tps:
-            key = (source.index, topic, partition)
+    def assigned(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
+            key = (reader.index, topic, partition)
             if key not in self.lanes:
-                lane = Lane(topic, partition, self._services_for(source))
+                lane = Lane.create(topic, partition, self._services_for(reader))
                 self.lanes[key] = lane
                 lane.start()
 
-    def _take_lanes(self, source: KafkaSource, tps: list[tuple[str, int]]) -> list[Lane]:
-        keys = [(source.index, topic, partition) for topic, partition in tps]
+    def _take_lanes(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> list[Lane]:
+        keys = [(reader.index, topic, partition) for topic, partition in partitions]
         return [self.lanes.pop(key) for key in keys if key in self.lanes]
 
-    async def _revoked(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = self._take_lanes(source, tps)
+    async def revoked(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        lanes = self._take_lanes(reader, partitions)
         try:
             await asyncio.wait_for(asyncio.gather(*(lane.drain() for lane in lanes)), self.grace)
         except TimeoutError:
             log.warning("Revoked lanes did not drain in %.0fs; aborting them", self.grace)
             await asyncio.gather(*(lane.abort() for lane in lanes))
 
-    async def _lost(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = self._take_lanes(source, tps)
+    async def lost(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        lanes = self._take_lanes(reader, partitions)
         await asyncio.gather(*(lane.abort() for lane in lanes))
 
-    def _lag(self, topic: str, partition: int, lag: int) -> None:
+    def lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one runtime process (DESIGN.md section 7), plus the small HTTP
+"""Prometheus metrics of one runtime process (docs/metrics.md), plus the small HTTP
 server that exposes them with ``/healthz`` and ``/readyz``.
 
 Metrics live in their own registry so several runtimes can share a test process.

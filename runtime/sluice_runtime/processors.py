@@ -9,21 +9,12 @@ the lane, so one bad record cannot stop a partition.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sluice_runtime.config import Connector
-from sluice_runtime.envelope import ENVELOPE, Record, build_envelope
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFailure:
-    stage: str  # decode | filter | transform | deliver
-    reason: str
-    status: int | None = None
-    attempts: int = 0
-
+from sluice_runtime.envelope import ENVELOPE, build_envelope
+from sluice_runtime.records import Record, RecordFailure
 
 Processed = list[Any] | RecordFailure
 """Event data items to deliver ([] = filtered out or dropped by a UDF), or a failure."""

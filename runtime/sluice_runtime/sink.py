@@ -18,9 +18,9 @@ import orjson
 
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import BEARER_TOKEN_ENV
-from sluice_runtime.http import LeanTransport, timeout_extension
 from sluice_runtime.payload import Request, build_request
-from sluice_runtime.window import Item
+from sluice_runtime.records import Event
+from sluice_runtime.transport import LeanTransport, timeout_extension
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
@@ -81,15 +81,15 @@ class HttpSink:
         self._extensions = timeout_extension(spec.timeout)
         # Requests go straight to the transport: httpx.AsyncClient's per-request work
         # (merging, auth and redirect flows, cookies) costs more CPU than the request
-        # itself and the sink needs none of it. See sluice_runtime.http for why this
+        # itself and the sink needs none of it. See sluice_runtime.transport for why this
         # transport, and make bench's http-client row for the figures.
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def prepare(self, items: Sequence[Item]) -> Request:
+    def prepare(self, items: Sequence[Event]) -> Request:
         """The request for these items, built ahead of sending (see ``send``)."""
         return build_request(items, self.format, self.source)
 
-    async def send(self, items: Sequence[Item], prepared: Request | None = None) -> SendResult:
+    async def send(self, items: Sequence[Event], prepared: Request | None = None) -> SendResult:
         payload = prepared if prepared is not None else self.prepare(items)
         try:
             request = httpx.Request(
