@@ -142,7 +142,9 @@ class BatchStream:
         prepared = None
         prepare = services.deliverer.prepare
         if prepare is not None and len(self.in_flight) >= self.concurrency:
-            prepared = prepare(batch.events)
+            # A batch that cannot be encoded is left to the send, which reports it.
+            with contextlib.suppress(Exception):
+                prepared = prepare(batch.events)
         await self._wait_in_flight(self.concurrency - 1)
         task = asyncio.create_task(self._deliver(batch, prepared))
         self.in_flight.add(task)

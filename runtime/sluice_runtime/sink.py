@@ -85,12 +85,18 @@ class HttpSink:
         # transport, and make bench's http-client row for the figures.
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def prepare(self, items: Sequence[Event]) -> Request:
-        """The request for these items, built ahead of sending (see ``send``)."""
-        return build_request(items, self.format, self.source)
+    def prepare(self, events: Sequence[Event]) -> Request:
+        """The request for these events, built ahead of sending (see ``send``)."""
+        return build_request(events, self.format, self.source)
 
-    async def send(self, items: Sequence[Event], prepared: Request | None = None) -> SendResult:
-        payload = prepared if prepared is not None else self.prepare(items)
+    async def send(self, events: Sequence[Event], prepared: Request | None = None) -> SendResult:
+        try:
+            payload = prepared if prepared is not None else self.prepare(events)
+        except Exception as error:
+            # An event that cannot be written in the format (a value nested deeper than the
+            # JSON encoder goes, say): the content is at fault, so the batch is bisected
+            # down to that record, which takes the failure path.
+            return SendResult(False, None, f"payload: {type(error).__name__}: {error}"[:200])
         try:
             request = httpx.Request(
                 "POST",
@@ -113,6 +119,18 @@ class HttpSink:
         status = response.status_code
         if 200 <= status < 300:
             failed = _failed_ids(response)
+            unknown = failed.difference(event.event_id for event in events)
+            if unknown:
+                # As Lambda does with an invalid itemIdentifier: the whole batch failed.
+                # Retrying only the named ids would deliver nothing and bisecting would
+                # multiply the requests, so the batch is retried as a whole.
+                named = ", ".join(sorted(unknown)[:3])
+                return SendResult(
+                    False,
+                    status,
+                    f"batchItemFailures names ids that are not in the batch: {named}"[:200],
+                    retryable=True,
+                )
             if failed:
                 return SendResult(
                     False, status, "partial batch failure", retryable=True, failed_ids=failed
