@@ -9,6 +9,7 @@ the broker confirmed it or refused it; what then happens is the failure policy's
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.records import Record, RecordFailure
+
+log = logging.getLogger("sluice.deadletter")
 
 
 def error_headers(
@@ -61,7 +64,8 @@ class DeadLetterWriter:
                 "acks": "all",
                 "message.timeout.ms": 30000,
                 "linger.ms": 5,
-            }
+            },
+            logger=log,  # librdkafka's lines as JSON logs, not raw stderr
         )
         self._running = True
         self._poller = threading.Thread(target=self._poll, daemon=True, name="dlq-poll")

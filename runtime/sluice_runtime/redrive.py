@@ -10,6 +10,7 @@ Connector's retry policy. The report says how many went through and how many fai
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Event, Record, RecordFailure
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import kafka_auth_settings, records_from_messages
+
+log = logging.getLogger("sluice.redrive")
 
 
 @dataclass
@@ -81,7 +84,8 @@ def read_dead_letters(
             "group.id": f"{connector.consumer_group}.redrive",  # required; never committed
             "enable.auto.commit": False,
             **kafka_auth_settings(kafka.auth),
-        }
+        },
+        logger=log,
     )
     topic = dead_letter.kafka.topic
     records: list[Record] = []
