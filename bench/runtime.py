@@ -46,9 +46,15 @@ class Context:
 
 
 def manifest(
-    name: str, bootstrap: str, topic: str, group: str, sink: str, window: dict[str, Any]
+    name: str,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    sink: str,
+    window: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "Connector",
         "metadata": {"name": name, "namespace": "bench"},
@@ -66,6 +72,8 @@ def manifest(
             "delivery": {"ordering": "ordered"},
         },
     }
+    body["spec"].update(extra or {})
+    return body
 
 
 @contextlib.contextmanager
@@ -86,10 +94,12 @@ def start_runtime(
     window: dict[str, Any],
     grace: float = 10.0,
     profile: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Child:
     group = ctx.kafka.group(tag)
     path = ctx.work / f"{tag}.json"
-    path.write_text(json.dumps(manifest(tag, ctx.kafka.bootstrap, topic, group, url, window)))
+    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra)
+    path.write_text(json.dumps(body))
     args = ["-f", str(path), "--grace", str(grace)]
     if profile is not None:
         args += ["--profile", str(profile)]
@@ -150,10 +160,11 @@ def throughput_pass(
     records: int,
     window: dict[str, Any],
     profile: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     with function_server(ctx, tag) as (function, url):
         started = time.time()
-        with start_runtime(ctx, tag, topic, url, window, profile=profile) as runtime:
+        with start_runtime(ctx, tag, topic, url, window, profile=profile, extra=extra) as runtime:
             runtime.expect(f"assigned {PARTITIONS}", 60)
             cpu_assigned = runtime.cpu_seconds() or 0.0
             fn_cpu_assigned = function.cpu_seconds() or 0.0
@@ -210,9 +221,13 @@ def throughput_row(
     window: dict[str, Any],
     target: Target | None,
     profile: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> Row:
+    """``extra``: more of the Connector's spec (a transform, say)."""
     row = Row(name, description, "records_per_s", "records/s", target, also=THROUGHPUT_ALSO)
     row.details["window"] = window
+    if extra:
+        row.details["spec"] = extra
     row.details["records"] = records
     row.details["partitions"] = PARTITIONS
     topic = ctx.kafka.create_topic(PARTITIONS, prefix=f"bench-{name}")
@@ -229,7 +244,9 @@ def throughput_row(
     )
     summaries = []
     for index in range(ctx.repeat):
-        figures, summary = throughput_pass(ctx, f"{name}-{index + 1}", topic, records, window)
+        figures, summary = throughput_pass(
+            ctx, f"{name}-{index + 1}", topic, records, window, extra=extra
+        )
         row.runs.append(figures)
         summaries.append(summary)
         _progress(ctx, f"run {index + 1}/{ctx.repeat}", figures)

@@ -71,6 +71,10 @@ class RuntimeThread:
         self._thread.start()
         return self
 
+    def call_on_loop(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the runtime's event loop (from the test's thread)."""
+        self._loop.call_soon_threadsafe(callback)
+
     def wait_assigned(self, partitions: int, timeout: float = 30) -> None:
         wait_for(
             lambda: len(self.runtime.lanes) >= partitions,

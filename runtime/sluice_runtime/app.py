@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from pathlib import Path
 
 from sluice_runtime.backpressure import ProcessBuffer
@@ -26,15 +27,18 @@ from sluice_runtime.delivery import Deliverer
 from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
-from sluice_runtime.processors import build_processor
+from sluice_runtime.processors import Processor, SpecError, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import KafkaReader, kafka_auth_settings
+from sluice_runtime.transform import TransformSpecError, load_udf_source
+from sluice_runtime.udf_pool import UdfPool, make_undumpable
 
 log = logging.getLogger("sluice.runtime")
 
 DEFAULT_GRACE = 25.0
+LOOP_STALL = 15.0  # seconds without a turn of the event loop before /healthz fails
 MAX_CONCURRENCY = 64
 
 
@@ -62,6 +66,7 @@ class DataPlane:
         metrics_port: int | None = METRICS_PORT,
         grace: float = DEFAULT_GRACE,
         sink_uri: str | None = None,
+        loop_stall: float = LOOP_STALL,
     ) -> None:
         self.connector = connector
         self.base_dir = base_dir
@@ -69,6 +74,8 @@ class DataPlane:
         self.metrics_port = metrics_port
         self.grace = grace
         self.sink_uri = sink_uri
+        self.loop_stall = loop_stall
+        self._beat = time.monotonic()
         # Keyed by consumer too: with several consumers per process a partition can move
         # from one to another, and the new owner's lane must not be the old one's.
         self.lanes: dict[tuple[int, str, int], Lane] = {}
@@ -82,6 +89,16 @@ class DataPlane:
             buffer.max_records, buffer.max_bytes, self.metrics, self._set_reading
         )
 
+    def alive(self) -> bool:
+        """Whether the event loop still turns (asked from the probe server's thread): a
+        loop stuck in a blocking call looks alive to everything else."""
+        return time.monotonic() - self._beat < self.loop_stall
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(1)
+
     def ready(self) -> bool:
         return bool(self.readers) and not self.stopping.is_set()
 
@@ -89,7 +106,7 @@ class DataPlane:
         """Run until SIGTERM/SIGINT or ``stop()``."""
         loop = asyncio.get_running_loop()
         spec = self.connector.spec
-        processor = build_processor(self.connector, self.base_dir)
+        processor, udf_pool = await self._processing()
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
@@ -105,7 +122,10 @@ class DataPlane:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
         if self.metrics_port is not None:
-            self.health = runtime_probes(self.metrics, self.metrics_port, self.ready).start()
+            self.health = runtime_probes(
+                self.metrics, self.metrics_port, self.ready, self.alive
+            ).start()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
         def services_for(reader: KafkaReader) -> LaneServices:
             return LaneServices(
@@ -113,6 +133,7 @@ class DataPlane:
                 delivery=spec.delivery,
                 buffer=spec.runtime.buffer,
                 processor=processor,
+                chunk_processor=udf_pool.process if udf_pool is not None else None,
                 deliverer=deliverer,
                 failures=failures,
                 metrics=self.metrics,
@@ -141,11 +162,29 @@ class DataPlane:
             if self.failure is not None:
                 raise RuntimeError(f"a lane failed: {self.failure!r}") from self.failure
         finally:
+            heartbeat.cancel()
             await sink.close()
+            if udf_pool is not None:
+                await udf_pool.close()
             if dead_letter is not None:
                 dead_letter.close()
             if self.health is not None:
                 self.health.stop()
+
+    async def _processing(self) -> tuple[Processor | None, UdfPool | None]:
+        """The in-process processor, or, for a UDF, its worker process (started, with the
+        UDF module imported: SpecError when it cannot be)."""
+        transform = self.connector.spec.transform
+        if transform is None or transform.udf is None:
+            return build_processor(self.connector, self.base_dir), None
+        try:
+            source = load_udf_source(transform.udf, self.base_dir)
+        except TransformSpecError as error:
+            raise SpecError(f"spec.{error}") from None
+        make_undumpable()
+        pool = UdfPool(self.connector, source)
+        await pool.start()
+        return None, pool
 
     def _set_reading(self, reading: bool) -> None:
         for reader in self.readers:

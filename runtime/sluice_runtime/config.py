@@ -129,6 +129,17 @@ class Udf(Model):
     file: str | None = Field(default=None, description="Path of the source file (standalone).")
     source: str | None = Field(default=None, description="The source inline.")
     function: str = Field(default="handle_message", description="Name of the function to call.")
+    timeout: Duration = Field(
+        default=5.0,
+        description="Longest one record may take in the UDF; a record over it fails in "
+        "stage transform and the UDF's worker process is restarted.",
+    )
+    memory_limit: Quantity = Field(
+        default=512 * 2**20,
+        ge=64 * 2**20,
+        description="Address space of the UDF's worker process; a worker that runs out is "
+        "restarted and the record fails in stage transform.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Udf:

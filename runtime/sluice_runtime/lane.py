@@ -37,11 +37,13 @@ from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.ledger import PartitionLedger
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.payload import Request
-from sluice_runtime.processors import Processor
+from sluice_runtime.processors import ChunkProcessor, Processed, Processor
 from sluice_runtime.records import Batch, Event, PartitionControl, Record, RecordFailure, Stopping
 from sluice_runtime.window import Batcher
 
 log = logging.getLogger("sluice.lane")
+
+UDF_CHUNK = 500  # records per round trip to the UDF's worker
 
 
 @dataclass
@@ -51,7 +53,7 @@ class LaneServices:
     window: Window
     delivery: Delivery
     buffer: Buffer
-    processor: Processor
+    processor: Processor | None  # exactly one of processor and chunk_processor is set
     deliverer: Deliverer
     failures: FailurePolicy
     metrics: Metrics
@@ -59,6 +61,7 @@ class LaneServices:
     process_buffer: ProcessBuffer  # the process-wide bound, shared by every lane
     trace_records: bool = False
     on_fatal: Callable[[BaseException], None] = lambda _error: None
+    chunk_processor: ChunkProcessor | None = None  # replaces processor (a UDF's worker)
 
 
 class BatchStream:
@@ -100,33 +103,42 @@ class BatchStream:
     async def _take_pending(self) -> None:
         """Process what is waiting and feed the window; deliver batches as they close."""
         lane = self.lane
-        process, add, pending = lane.services.processor, self.batcher.add, self.pending
-        now = time.monotonic()
+        process, chunked = lane.services.processor, lane.services.chunk_processor
+        add, pending = self.batcher.add, self.pending
         filtered: list[Record] = []
         while pending:
-            record = pending.popleft()
-            processed = process(record)
-            if type(processed) is list and len(processed) == 1:  # the common case, kept short
-                for batch in add(Event(record, processed[0]), record.size, now):
-                    await self._dispatch(batch)
-                    now = time.monotonic()
-                continue
-            if isinstance(processed, RecordFailure):
-                retried = await lane.processing_failed(record, processed)
-                if retried is None:
+            if chunked is None:
+                assert process is not None
+                records = list(pending)
+                pending.clear()
+                results: list[Processed] = [process(record) for record in records]
+            else:  # a UDF in its worker process: a round trip per chunk, not per record
+                count = min(len(pending), UDF_CHUNK)
+                records = [pending.popleft() for _ in range(count)]
+                results = await chunked(records)
+            now = time.monotonic()
+            for record, processed in zip(records, results, strict=True):
+                if type(processed) is list and len(processed) == 1:  # the common case
+                    for batch in add(Event(record, processed[0]), record.size, now):
+                        await self._dispatch(batch)
+                        now = time.monotonic()
                     continue
-                produced = retried
-            else:
-                produced = processed
-            if not produced:
-                filtered.append(record)
-                continue
-            lane.ledger.expect_events(record, len(produced))
-            share = max(1, record.size // len(produced))
-            for index, data in enumerate(produced):
-                for batch in add(Event(record, data, index), share, now):
-                    await self._dispatch(batch)
-                    now = time.monotonic()
+                if isinstance(processed, RecordFailure):
+                    retried = await lane.processing_failed(record, processed)
+                    if retried is None:
+                        continue
+                    produced = retried
+                else:
+                    produced = processed
+                if not produced:
+                    filtered.append(record)
+                    continue
+                lane.ledger.expect_events(record, len(produced))
+                share = max(1, record.size // len(produced))
+                for index, data in enumerate(produced):
+                    for batch in add(Event(record, data, index), share, now):
+                        await self._dispatch(batch)
+                        now = time.monotonic()
         lane.ledger.filtered(filtered)
 
     async def _dispatch(self, batch: Batch) -> None:
@@ -249,10 +261,14 @@ class Lane:
         if not failures.blocks:
             await self.fail(record, failure)
             return None
-        process = self.services.processor
+        process, chunked = self.services.processor, self.services.chunk_processor
 
         async def again() -> list[Any] | None:
-            processed = process(record)
+            if chunked is None:
+                assert process is not None
+                processed = process(record)
+            else:
+                processed = (await chunked([record]))[0]
             return None if isinstance(processed, RecordFailure) else processed
 
         return await failures.hold(record.event_id, failure, again)
