@@ -24,16 +24,18 @@ ROWS = (
     "throughput-udf",
     "latency-realtime",
     "memory-slow-sink",
+    "memory-large-records",
     "patterns",
     "transforms",
     "http-client",
 )
-KAFKA_ROWS = frozenset(ROWS[:5])
+KAFKA_ROWS = frozenset(ROWS[:7])
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
     "throughput-udf": (Target(">=", 80_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
+    "memory-large-records": (Target("<", 256.0), "MB"),
     "patterns": (Target(">=", 1_000_000), "evals/s"),
     "transforms": (Target(">=", 300_000), "transforms/s"),
 }
@@ -224,6 +226,11 @@ def _run_kafka_rows(
                     attempt("latency-realtime", lambda: latency_row(ctx))
                 if "memory-slow-sink" in names:
                     attempt("memory-slow-sink", lambda: memory_row(ctx))
+                if "memory-large-records" in names:
+                    attempt(
+                        "memory-large-records",
+                        lambda: memory_row(ctx, name="memory-large-records", large=True),
+                    )
             finally:
                 kafka.cleanup()
                 kafka.close()

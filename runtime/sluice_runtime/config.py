@@ -317,7 +317,7 @@ class Buffer(Model):
         default=50000, ge=1, description="Records held per process before reading waits."
     )
     max_bytes: Quantity = Field(
-        default=128 * 2**20, description="Bytes held per process before reading waits."
+        default=96 * 2**20, description="Bytes held per process before reading waits."
     )
 
 

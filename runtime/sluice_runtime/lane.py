@@ -44,6 +44,7 @@ from sluice_runtime.window import Batcher
 log = logging.getLogger("sluice.lane")
 
 UDF_CHUNK = 500  # records per round trip to the UDF's worker
+PREPARE_AHEAD_MAX_BYTES = 1 << 20  # larger batches are encoded only when their turn comes
 
 
 @dataclass
@@ -144,20 +145,28 @@ class BatchStream:
     async def _dispatch(self, batch: Batch) -> None:
         """Start delivering a closed batch once fewer than ``concurrency`` are in flight.
 
-        A batch that has to wait gets its request built first: the encoding overlaps the
-        requests before it instead of delaying its own (order holds, since it is still sent
-        only when its turn comes). The stream goes on reading records meanwhile.
+        A small batch that has to wait gets its request built first: the encoding overlaps
+        the requests before it instead of delaying its own (order holds, since it is still
+        sent only when its turn comes). The stream goes on reading records meanwhile. A
+        large batch waits unencoded: its body would double what it holds for little gain.
         """
         services = self.lane.services
         services.metrics.batches_closed(batch.trigger).inc()
         services.metrics.batch_size.observe(len(batch.events))
         prepared = None
         prepare = services.deliverer.prepare
-        if prepare is not None and len(self.in_flight) >= self.concurrency:
+        if (
+            prepare is not None
+            and len(self.in_flight) >= self.concurrency
+            and batch.size <= PREPARE_AHEAD_MAX_BYTES
+        ):
             # A batch that cannot be encoded is left to the send, which reports it.
             with contextlib.suppress(Exception):
                 prepared = prepare(batch.events)
         await self._wait_in_flight(self.concurrency - 1)
+        # The request body of a batch in flight is about as large as its records: it counts
+        # against the process's byte bound until the delivery ends.
+        services.process_buffer.add(0, batch.size)
         task = asyncio.create_task(self._deliver(batch, prepared))
         self.in_flight.add(task)
         task.add_done_callback(self._delivery_ended)
@@ -185,6 +194,7 @@ class BatchStream:
             return  # what was not acknowledged is read again after restart
         finally:
             services.metrics.in_flight.dec()
+            services.process_buffer.remove(0, batch.size)
         # A record fails once, however many of its events failed.
         failed: dict[int, tuple[Record, RecordFailure]] = {}
         for event, failure in failures:
