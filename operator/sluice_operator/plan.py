@@ -4,7 +4,7 @@
 objects of its name, the spec check, Kafka's answer, the sink's address, the time) to a
 :class:`Plan` (the objects to apply, the status to write, the Events to post, whether to
 retry). It does no I/O and reads no clock, so every decision of the reconcile is
-unit-tested from dict fixtures, and the I/O around it (``reconcile.py``) decides nothing.
+unit-tested from dict fixtures, and the I/O around it (``reconcile.py``) stays thin.
 
 The status must describe the objects as the API server returned them (a Deployment whose
 spec was just applied is rolling out), and an object the API server rejects (422) makes

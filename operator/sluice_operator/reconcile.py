@@ -83,8 +83,8 @@ def observe(
     now: datetime,
 ) -> Observation:
     """Reads what the plan needs, and no more: with another controller's objects in the
-    way the operator will not act, so it asks neither Kafka (which may create the
-    dead-letter topic) nor the sink; with an invalid spec there is nothing to ask about."""
+    way the operator will not act, so it checks nothing further (asking Kafka may create
+    the dead-letter topic); with an invalid spec there is no sink or topic to ask about."""
     body = kube.get(connector_path(namespace, name))
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return Observation(connector=None, now=now)
