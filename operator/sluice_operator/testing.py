@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sluice_operator.context import OperatorContext
 from sluice_operator.crd import CRD_FILE, CRD_NAME
 from sluice_operator.kube import Kube, KubeError, resource_path
-from sluice_operator.reconcile import OperatorContext, connector_path
+from sluice_operator.reconcile import connector_path
 from sluice_operator.runner import run_operator
 from sluice_operator.settings import OperatorConfig
 
