@@ -30,7 +30,11 @@ class SpecError(ValueError):
 
 
 def build_processor(
-    connector: Connector, base_dir: Path | None = None, udf_source: str | None = None
+    connector: Connector,
+    base_dir: Path | None = None,
+    udf_source: str | None = None,
+    *,
+    udf_in_worker: bool = False,
 ) -> Processor:
     """Compile the Connector's filter and transform into one function of a record, run in
     this process. ``udf_source`` is the UDF's source when the caller has it already (else
@@ -64,6 +68,7 @@ def build_processor(
                 spec.transform,
                 TransformContext(connector.metadata.name, connector.metadata.namespace),
                 udf_source,
+                udf_in_worker=udf_in_worker,
             )
         except TransformSpecError as error:
             text = str(error)  # name the field from the manifest's root, as patterns do

@@ -65,7 +65,7 @@ def main() -> int:
     from sluice_runtime.config import load_connector
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import build_processor
-    from sluice_runtime.records import Record, RecordFailure
+    from sluice_runtime.records import Record
 
     hello = read_frame(conversation_in)
     if hello is None:
@@ -74,7 +74,7 @@ def main() -> int:
     connector = load_connector(setup["connector"], "the runtime's Connector")
     setup_logging(connector.spec.runtime.log_level)
     try:
-        process = build_processor(connector, udf_source=setup["udfSource"])
+        process = build_processor(connector, udf_source=setup["udfSource"], udf_in_worker=True)
     except Exception as error:  # the spec error's text names the field
         write_frame(conversation_out, orjson.dumps({"error": str(error)}))
         return 1
@@ -83,14 +83,24 @@ def main() -> int:
         frame = read_frame(conversation_in)
         if frame is None:
             return 0  # the runtime closed the conversation
-        answers: list[Any] = []
+        # Each record's answer is written out as soon as the UDF returns: a UDF that
+        # reuses and mutates the objects it returned cannot change an earlier answer.
+        answers: list[bytes] = []
         for fields in pickle.loads(frame):
-            processed = process(Record(*fields))
-            if isinstance(processed, RecordFailure):
-                answers.append({"stage": processed.stage, "reason": processed.reason})
-            else:
-                answers.append(processed)
-        write_frame(conversation_out, orjson.dumps(answers, option=orjson.OPT_NON_STR_KEYS))
+            answers.append(_answer(process(Record(*fields))))
+        write_frame(conversation_out, b"[" + b",".join(answers) + b"]")
+
+
+def _answer(processed: Any) -> bytes:
+    from sluice_runtime.records import RecordFailure
+
+    if isinstance(processed, RecordFailure):
+        return orjson.dumps({"stage": processed.stage, "reason": processed.reason})
+    try:
+        return orjson.dumps(processed, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as error:
+        reason = f"the UDF returned a value that is not JSON-serialisable: {error}"
+        return orjson.dumps({"stage": "transform", "reason": reason[:300]})
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.integration
 MISBEHAVING_UDF = """
 import os, time
 
+shared = {}  # returned again and again: each answer must keep its own values
+
 def handle_message(event, context):
     what = event["value"].get("do")
     if what == "exit":
@@ -40,7 +42,10 @@ def handle_message(event, context):
             pass
     if what == "hog":
         hoard = bytearray(4 << 30)  # over the worker's memory limit
-    return {"i": event["value"]["i"], "env": dict(os.environ)}
+    if what == "set":
+        return {"not json": {1, 2}}
+    shared.update(i=event["value"]["i"], env=dict(os.environ))
+    return shared
 """
 
 
@@ -64,6 +69,7 @@ def test_a_udf_that_exits_loops_or_hogs_memory_fails_that_record_alone(
     values[5] = '{"i": 5, "do": "exit"}'
     values[12] = '{"i": 12, "do": "loop"}'
     values[20] = '{"i": 20, "do": "hog"}'
+    values[25] = '{"i": 25, "do": "set"}'
     produce(kafka_bootstrap, topic, [(b"k", value) for value in values])
     with ThreadedFunctionServer() as function:
         manifest = connector_manifest(
@@ -78,30 +84,33 @@ def test_a_udf_that_exits_loops_or_hogs_memory_fails_that_record_alone(
             delivery={"deadLetter": {"kafka": {"topic": dlq}}},
         )
         with RuntimeThread(manifest) as runtime:
-            wait_for(lambda: function.event_count >= 27, 90, "the 27 good records")
+            wait_for(lambda: function.event_count >= 26, 90, "the 26 good records")
             group = runtime.connector.consumer_group
             wait_for(
                 lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 30},
                 60,
-                "the partition committed past the three bad records",
+                "the partition committed past the four bad records",
             )
             assert not runtime.runtime.stopping.is_set()
         events = function.events()
-    assert sorted(e["data"]["i"] for e in events) == [i for i in range(30) if i not in (5, 12, 20)]
+    assert sorted(e["data"]["i"] for e in events) == [
+        i for i in range(30) if i not in (5, 12, 20, 25)
+    ]
     # The UDF saw an environment without the runtime's Secrets.
     for event in events:
         environment: dict[str, Any] = event["data"]["env"]
         assert not any(name.startswith("SLUICE_") for name in environment)
         assert secret_environment not in str(environment)
     dead = {
-        int(dict(m.headers())["sluice.error.offset"]): m for m in read_all(kafka_bootstrap, dlq, 3)
+        int(dict(m.headers())["sluice.error.offset"]): m for m in read_all(kafka_bootstrap, dlq, 4)
     }
-    assert sorted(dead) == [5, 12, 20]
+    assert sorted(dead) == [5, 12, 20, 25]
     reasons = {o: dict(m.headers())["sluice.error.reason"].decode() for o, m in dead.items()}
     assert all(dict(m.headers())["sluice.error.stage"] == b"transform" for m in dead.values())
     assert "exit code 3" in reasons[5]
     assert "took longer than 0.5s" in reasons[12]
     assert "MemoryError" in reasons[20] or "ended" in reasons[20]
+    assert "not JSON-serialisable" in reasons[25]
 
 
 def test_a_udf_that_never_finishes_importing_stops_sluice_run_with_a_message(
