@@ -119,7 +119,7 @@ def kube(kubeconfig: str) -> Iterator[Any]:
     """The operator's own API client (``sluice_operator.kube.Kube``), with the Connector
     CRD installed."""
     from sluice_operator.kube import Kube, load_configuration
-    from sluice_operator.testing import install_crd
+    from testkit.operator_harness import install_crd
 
     client = Kube(load_configuration(kubeconfig))
     install_crd(client)

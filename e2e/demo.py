@@ -90,7 +90,7 @@ def main() -> None:
     from e2e.localpod import LocalPod
     from sluice_operator.builders import runtime_name
     from sluice_operator.kube import Kube, load_configuration, resource_path
-    from sluice_operator.testing import condition_of, install_crd
+    from testkit.operator_harness import condition_of, install_crd
 
     manifest: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
@@ -114,8 +114,7 @@ def main() -> None:
             process(
                 [
                     str(BIN / "python"),
-                    "-m",
-                    "sluice_runtime.testing.function_server",
+                    str(ROOT / "testkit" / "function_server.py"),
                     "--port",
                     "8080",
                     "--print",
