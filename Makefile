@@ -33,6 +33,8 @@ lint: venv
 	@$(BIN)/ruff format --check $(PY_SOURCES)
 	@echo "==> mypy --strict"
 	@$(BIN)/mypy
+	@echo "==> import-linter (cli > operator > runtime; nothing shipped imports the tooling)"
+	@$(BIN)/lint-imports --no-logo
 
 format: venv
 	@$(BIN)/ruff check --fix $(PY_SOURCES)
