@@ -84,9 +84,6 @@ def process(
 
 
 def main() -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     from e2e.localpod import LocalPod
     from sluice_operator.builders import runtime_name
     from sluice_operator.kube import Kube, load_configuration, resource_path
@@ -105,9 +102,7 @@ def main() -> None:
 
         say("installing the Connector CRD (sluice crd)")
         install_crd(kube)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+        _create_topic(bootstrap, topic)
 
         say("starting the demo function on 127.0.0.1:8080; it prints each invocation")
         function = stack.enter_context(
@@ -170,11 +165,8 @@ def main() -> None:
         time.sleep(2)  # the consumer joins its group
 
         say("producing 3 records to topic quickstart")
-        producer = Producer({"bootstrap.servers": bootstrap})
         started = time.time()
-        for n in (1, 2, 3):
-            producer.produce(topic, value=f'{{"n": {n}, "message": "hello {n}"}}')
-        producer.flush(10)
+        _produce(bootstrap, topic, [f'{{"n": {n}, "message": "hello {n}"}}' for n in (1, 2, 3)])
         say(
             "expect: one request with 2 records now (maxMessages: 2), "
             "one with 1 record about 10 s later (maxInterval: 10s)"
@@ -188,6 +180,29 @@ def main() -> None:
         print(f"  the Connector's status:    KUBECONFIG={kubeconfig} kubectl get connectors -A")
         print("  every field:               docs/reference.md; more examples in examples/")
         say("stopping what the demo started")
+
+
+# The demo's own Kafka clients live only inside these two functions: a client still open when
+# the demo stops the broker it started makes librdkafka print a screen of "Connection
+# refused" lines. Each client is destroyed when its function returns (nothing else refers to
+# it), so by the time the ExitStack stops anything, only the runtime and the operator (child
+# processes, stopped first) have connections.
+def _create_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+
+
+def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        producer.produce(topic, value=value)
+    if producer.flush(10):
+        raise SystemExit("demo: the records were not delivered to Kafka within 10 s")
 
 
 def _ready(port: int) -> bool:
