@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PY_SOURCES := operator runtime cli testkit tests e2e bench conftest.py
+PY_SOURCES := src testkit tests e2e bench conftest.py
 
 .PHONY: help venv lock lint format test unit bench kafka-up kafka-down cluster-up cluster-down \
         infra clean-cache demo
