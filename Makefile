@@ -12,6 +12,9 @@ PY_SOURCES := src testkit tests e2e bench conftest.py
 
 help:
 	@echo "make test          install everything needed, then lint, type-check and run all tests"
+	@echo "make lint          ruff, mypy --strict and the import layering (import-linter)"
+	@echo "make demo          the quickstart: broker, API server, operator, a function, records"
+	@echo "make lock          re-pin requirements-dev.lock after editing pyproject's dependencies"
 	@echo "make bench         run the benchmarks against a real broker (figures in bench-results/)"
 	@echo "make kafka-up      start the local Kafka broker (127.0.0.1:19092); kafka-down stops it"
 	@echo "make cluster-up    start the local Kubernetes API server; cluster-down stops it"
