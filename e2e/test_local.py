@@ -103,7 +103,9 @@ def test_apply_deliver_delete(
         ):
             path = resource_path(api, plural, namespace, runtime_name("shop"))
             eventually(
-                lambda path=path: kube.get(path) is None, 60, f"the {kind} to be garbage-collected"
+                lambda path=path: kube.get(path) is None,  # type: ignore[misc]
+                60,
+                f"the {kind} to be garbage-collected",
             )
     finally:
         if runtime is not None and runtime.poll() is None:
