@@ -11,6 +11,7 @@ everything it started.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -186,11 +187,16 @@ def main() -> None:
 # the demo stops the broker it started makes librdkafka print a screen of "Connection
 # refused" lines. Each client is destroyed when its function returns (nothing else refers to
 # it), so by the time the ExitStack stops anything, only the runtime and the operator (child
-# processes, stopped first) have connections.
+# processes, stopped first) have connections. Like the runtime's and the operator's clients,
+# they log through Python logging: warnings and errors still reach the screen, librdkafka's
+# notices (such as "Purging 1 unserved events" when an admin client closes) do not.
+KAFKA_LOG = logging.getLogger("demo.kafka")
+
+
 def _create_topic(bootstrap: str, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
     if topic not in admin.list_topics(timeout=10).topics:
         admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
 
@@ -198,7 +204,7 @@ def _create_topic(bootstrap: str, topic: str) -> None:
 def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
     for value in values:
         producer.produce(topic, value=value)
     if producer.flush(10):
