@@ -4,7 +4,9 @@
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY src ./src
+COPY operator ./operator
+COPY runtime ./runtime
+COPY cli ./cli
 # Wheels only: confluent-kafka, orjson and pydantic-core ship manylinux wheels, so the final
 # stage needs no compiler.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

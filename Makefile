@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PY_SOURCES := src testkit tests e2e bench conftest.py
+PY_SOURCES := operator runtime cli testkit tests e2e bench conftest.py
 
 .PHONY: help venv lock lint format test unit bench kafka-up kafka-down cluster-up cluster-down \
         infra clean-cache demo
@@ -29,7 +29,11 @@ $(BIN)/.installed: pyproject.toml requirements-dev.lock
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -r requirements-dev.lock
-	@$(BIN)/pip install -q -e . --no-deps
+	@# The three packages live in their own folders (operator/, runtime/, cli/), so setuptools
+	@# maps them with an import hook and warns that folders named like the packages in the
+	@# working directory would shadow them. None are (the packages are one level down):
+	@# that one notice is silenced, nothing else.
+	@PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e . --no-deps
 	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check >&2; \
 	  echo "error: requirements-dev.lock does not cover pyproject.toml; run make lock" >&2; exit 1; }
 	@touch $@

@@ -37,7 +37,7 @@ NAME_MAX_LENGTH = 56
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 HEADER = (
-    "# Generated from the spec models (src/sluice_runtime/config.py) by `sluice crd`.\n"
+    "# Generated from the spec models (runtime/sluice_runtime/config.py) by `sluice crd`.\n"
     "# Do not edit: run `sluice crd > crds/sluice.dev_connectors.yaml` instead.\n"
 )
 

@@ -19,7 +19,7 @@ from sluice_runtime.config import ConnectorSpec
 HEADER = """\
 # Connector reference
 
-Generated from `src/sluice_runtime/config.py` by `python -m sluice_runtime.reference`;
+Generated from `runtime/sluice_runtime/config.py` by `python -m sluice_runtime.reference`;
 a test fails when this file and the models disagree. Durations are strings with a unit
 (`100ms`, `10s`, `5m`, `24h`); sizes are bytes or Kubernetes quantities (`512Ki`, `6Mi`).
 
