@@ -111,7 +111,7 @@ class RuntimeProcess:
                 [
                     sys.executable,
                     "-m",
-                    "sluice_operator.cli",
+                    "sluice_cli",
                     "run",
                     "-f",
                     str(self.path),

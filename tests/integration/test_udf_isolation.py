@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sluice_runtime.app import DataPlane
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
 from tests.integration.test_failure_handling import read_all
 from tests.support import (
     RuntimeProcess,

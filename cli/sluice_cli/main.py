@@ -11,7 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from sluice_operator.commands import add_operator_commands
+from sluice_cli.operator_commands import add_operator_commands
 from sluice_runtime.contract import METRICS_PORT
 
 

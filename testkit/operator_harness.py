@@ -21,7 +21,7 @@ from sluice_operator.reconcile import connector_path
 from sluice_operator.runner import run_operator
 from sluice_operator.settings import OperatorConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 # Short enough for tests to see changes within seconds.
