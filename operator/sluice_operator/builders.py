@@ -164,11 +164,15 @@ def runtime_grace(connector: Connector) -> int:
 
 def default_resources(connector: Connector) -> dict[str, Any]:
     """Requests and limits sized from the runtime's own buffer bound; no CPU limit, which
-    would only throttle a consumer that has work."""
+    would only throttle a consumer that has work. A UDF's worker process may use up to its
+    own memory limit on top."""
     buffered = connector.spec.runtime.buffer.max_bytes
+    transform = connector.spec.transform
+    udf = transform.udf if transform is not None else None
+    worker = int(udf.memory_limit) if udf is not None else 0
     return {
         "requests": {"cpu": "100m", "memory": format_quantity(128 * 2**20 + buffered)},
-        "limits": {"memory": format_quantity(256 * 2**20 + 2 * buffered)},
+        "limits": {"memory": format_quantity(256 * 2**20 + 2 * buffered + worker)},
     }
 
 

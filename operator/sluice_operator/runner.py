@@ -14,9 +14,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import kopf
 
+from sluice_operator.context import OperatorContext
 from sluice_operator.handlers import build_registry
 from sluice_operator.metrics import operator_probes
-from sluice_operator.reconcile import OperatorContext
 from sluice_operator.settings import OperatorConfig
 
 log = logging.getLogger("sluice.operator")

@@ -129,6 +129,17 @@ class Udf(Model):
     file: str | None = Field(default=None, description="Path of the source file (standalone).")
     source: str | None = Field(default=None, description="The source inline.")
     function: str = Field(default="handle_message", description="Name of the function to call.")
+    timeout: Duration = Field(
+        default=5.0,
+        description="Longest one record may take in the UDF; a record over it fails in "
+        "stage transform and the UDF's worker process is restarted.",
+    )
+    memory_limit: Quantity = Field(
+        default=512 * 2**20,
+        ge=64 * 2**20,
+        description="Address space of the UDF's worker process; a worker that runs out is "
+        "restarted and the record fails in stage transform.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Udf:
@@ -306,7 +317,7 @@ class Buffer(Model):
         default=50000, ge=1, description="Records held per process before reading waits."
     )
     max_bytes: Quantity = Field(
-        default=128 * 2**20, description="Bytes held per process before reading waits."
+        default=96 * 2**20, description="Bytes held per process before reading waits."
     )
 
 

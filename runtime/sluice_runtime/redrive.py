@@ -10,6 +10,7 @@ Connector's retry policy. The report says how many went through and how many fai
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,13 +21,15 @@ from confluent_kafka import Consumer, TopicPartition
 from sluice_runtime.config import Connector, ManifestError, load_connector_file
 from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.delivery import Deliverer
-from sluice_runtime.envelope import Record
+from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.metrics import Metrics
-from sluice_runtime.processors import RecordFailure, SpecError, build_processor
+from sluice_runtime.processors import SpecError, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
+from sluice_runtime.records import Event, Record, RecordFailure
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import kafka_auth_settings, records_from_messages
-from sluice_runtime.window import Item
+
+log = logging.getLogger("sluice.redrive")
 
 
 @dataclass
@@ -81,7 +84,8 @@ def read_dead_letters(
             "group.id": f"{connector.consumer_group}.redrive",  # required; never committed
             "enable.auto.commit": False,
             **kafka_auth_settings(kafka.auth),
-        }
+        },
+        logger=log,
     )
     topic = dead_letter.kafka.topic
     records: list[Record] = []
@@ -127,14 +131,16 @@ async def redrive(
     processor = build_processor(connector, base_dir)
     metrics = Metrics()
     sink = HttpSink(connector)
+    # Whatever fails again is reported, never held: redrive is a one-off run.
+    delivery = connector.spec.delivery.model_copy(update={"error_tolerance": "all"})
     deliverer = Deliverer(
         sink.send,
-        connector.spec.delivery.model_copy(update={"error_tolerance": "all"}),
+        delivery,
         metrics,
         AdaptiveLimiter(8, None, metrics),
-        asyncio.Event(),
+        FailurePolicy(delivery, None, metrics, asyncio.Event()),
     )
-    items: list[Item] = []
+    items: list[Event] = []
     for record in map(original_record, records):
         processed = processor(record)
         if isinstance(processed, RecordFailure):
@@ -146,7 +152,7 @@ async def redrive(
         elif not processed:
             report.filtered += 1
         else:
-            items += [Item(record, data, index) for index, data in enumerate(processed)]
+            items += [Event(record, data, index) for index, data in enumerate(processed)]
     size = connector.spec.window.max_messages
     delivered_records: set[str] = set()
     try:

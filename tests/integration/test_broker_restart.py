@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sluice_runtime.testing.function_server import FunctionServer, ThreadedFunctionServer
+from testkit.function_server import FunctionServer, ThreadedFunctionServer
 from tests.support import (
     ROOT,
     RuntimeThread,

@@ -4,6 +4,7 @@ chart's ServiceAccount and uses every verb the chart grants."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from sluice_operator.access import CONNECTOR_ACCESS_LABEL
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, KubeError, resource_path
 from sluice_operator.settings import OperatorConfig
-from sluice_operator.testing import (
+from testkit.operator_harness import (
     OperatorThread,
     connector_body,
     create_connector,
@@ -455,7 +456,7 @@ def test_operator_runs_under_the_chart_rbac_and_uses_every_verb_it_grants(
                 create_connector(kube, to_knative)
                 for name in ("svc", "kn"):
                     path = resource_path("apps/v1", "deployments", ns, runtime_name(name))
-                    eventually(lambda path=path: kube.get(path), 30, f"the Deployment of {name}")
+                    eventually(functools.partial(kube.get, path), 30, f"the Deployment of {name}")
                 patch_spec(kube, ns, "svc", {"window": {"maxMessages": 7}})
 
                 def rolled() -> bool:

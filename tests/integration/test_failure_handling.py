@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
 from tests.support import RuntimeThread, committed, connector_manifest, produce, wait_for
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
 from tests.support import RuntimeThread, connector_manifest, produce, wait_for
 
 pytestmark = pytest.mark.integration

@@ -41,8 +41,12 @@ def test_records_round_trip_through_the_broker(
                     break
                 continue
             assert message.error() is None, message.error()
-            received[message.key().decode()].append(message.value().decode())
-            partitions_seen.add(message.partition())
+            raw_key, raw_value, partition = message.key(), message.value(), message.partition()
+            assert isinstance(raw_key, bytes)
+            assert isinstance(raw_value, bytes)
+            assert partition is not None
+            received[raw_key.decode()].append(raw_value.decode())
+            partitions_seen.add(partition)
     finally:
         consumer.close()
 

@@ -19,7 +19,8 @@ from confluent_kafka.admin import AdminClient, NewPartitions
 from sluice_operator.builders import CONFIG_HASH_ANNOTATION, runtime_name, selector_string
 from sluice_operator.kube import Kube, KubeError, resource_path
 from sluice_operator.reconcile import connector_path
-from sluice_operator.testing import (
+from sluice_runtime.config import load_connector
+from testkit.operator_harness import (
     OperatorThread,
     condition_of,
     connector_body,
@@ -28,7 +29,6 @@ from sluice_operator.testing import (
     mark_pods_ready,
     patch_spec,
 )
-from sluice_runtime.config import load_connector
 from tests.support import produce
 
 pytestmark = pytest.mark.integration

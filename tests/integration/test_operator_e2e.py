@@ -25,14 +25,14 @@ from e2e.localpod import LocalPod
 from sluice_operator.access import CONNECTOR_ACCESS_LABEL
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
-from sluice_operator.testing import (
+from testkit.function_server import FunctionServer, ThreadedFunctionServer
+from testkit.operator_harness import (
     OperatorThread,
     condition_of,
     connector_body,
     create_connector,
     eventually,
 )
-from sluice_runtime.testing.function_server import FunctionServer, ThreadedFunctionServer
 from tests.support import free_port, produce
 
 pytestmark = pytest.mark.integration

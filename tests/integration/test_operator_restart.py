@@ -11,7 +11,7 @@ import pytest
 
 from sluice_operator.builders import selector_string
 from sluice_operator.kube import Kube, resource_path
-from sluice_operator.testing import (
+from testkit.operator_harness import (
     OperatorThread,
     condition_of,
     connector_body,

@@ -18,7 +18,7 @@ from sluice_operator.access import CONNECTOR_ACCESS_LABEL
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
 from sluice_operator.reconcile import connector_path
-from sluice_operator.testing import (
+from testkit.operator_harness import (
     OperatorThread,
     condition_of,
     connector_body,

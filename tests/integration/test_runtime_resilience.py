@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
 from tests.support import (
     RuntimeProcess,
     RuntimeThread,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
 from tests.support import RuntimeThread, connector_manifest, make_producer, produce, wait_for
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,8 @@ def test_zero_interval_delivers_each_record_at_once(
             for n in range(1, 21):
                 sent = time.time()
                 produce(kafka_bootstrap, topic, [(None, f'{{"n": {n}}}')], producer=producer)
-                wait_for(lambda n=n: function.event_count > n, 2, f"record {n}")
+                # mypy infers no type for a lambda with a default (which binds the loop's n).
+                wait_for(lambda n=n: function.event_count > n, 2, f"record {n}")  # type: ignore[misc]
                 delays.append(function.requests[-1].at - sent)
                 time.sleep(0.05)
     # Within 100 ms of being produced (the producer's own flush is part of it).

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def sluice(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sluice_operator.cli", *args],
+        [sys.executable, "-m", "sluice_cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sluice_runtime.http import LeanTransport, timeout_extension
+from sluice_runtime.transport import LeanTransport, timeout_extension
 
 Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 """Writes the answer to one request (head, body already read); False closes the connection."""

@@ -118,7 +118,8 @@ def test_deployment_pods_are_locked_down_and_probed() -> None:
     assert runtime["image"] == "registry.example/sluice:1.2.3"
     assert runtime["command"] == ["sluice"]
     assert runtime["args"][:3] == ["run", "-f", CONFIG_PATH]
-    assert runtime["resources"]["limits"]["memory"] == "512Mi"
+    # 256Mi plus twice the default process byte bound (96Mi).
+    assert runtime["resources"]["limits"]["memory"] == "448Mi"
     assert "cpu" not in runtime["resources"]["limits"]
     assert {"name": "tmp", "mountPath": "/tmp"} in runtime["volumeMounts"]
 

@@ -81,8 +81,8 @@ def test_one_untrusted_address_makes_the_cluster_untrusted() -> None:
 
 
 def test_the_dead_letter_cluster_is_judged_on_its_own() -> None:
-    elsewhere = {"deadLetter": {"kafka": {"topic": "d", "bootstrapServers": ["evil:9092"]}}}
-    chosen = connector(["kafka.platform:9092"], **elsewhere)
+    elsewhere: dict[str, Any] = {"kafka": {"topic": "d", "bootstrapServers": ["evil:9092"]}}
+    chosen = connector(["kafka.platform:9092"], deadLetter=elsewhere)
     assert needs_connector_secret(chosen, OPERATOR)
     identities = kafka_identities(chosen, OPERATOR, SECRET)
     assert identities.source.whose == "operator"

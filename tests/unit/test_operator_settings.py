@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sluice_operator.reconcile import Backoff, is_subset
+from sluice_operator.plan import is_subset
 from sluice_operator.settings import DEFAULT_RUNTIME_IMAGE, OperatorConfig
 from sluice_operator.sinks import service_url
+from sluice_operator.workqueue import Backoff
 
 
 def test_defaults_and_overrides() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from bench.patterns import bench_patterns
 from sluice_runtime.patterns import PatternError, compile_pattern, compile_patterns
-from sluice_runtime.patterns.bench import bench_patterns
 
 
 def envelope(value: Any = None, **fields: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice_runtime.envelope import ENVELOPE, Record, build_envelope, encode_envelope, is_json
+from sluice_runtime.envelope import ENVELOPE, build_envelope, encode_envelope, is_json
 from sluice_runtime.payload import build_request
+from sluice_runtime.records import Event, Record
 from sluice_runtime.sink import parse_retry_after
-from sluice_runtime.window import Item
 
 SOURCE = "/namespaces/ads/connectors/views"
 
@@ -30,7 +30,7 @@ def record(offset: int = 5, key: bytes | None = b"user-17") -> Record:
 
 
 def test_cloudevents_batch_attributes() -> None:
-    items = [Item(record(5), {"a": 1}), Item(record(5), {"b": 2}, index=1)]
+    items = [Event(record(5), {"a": 1}), Event(record(5), {"b": 2}, index=1)]
     request = build_request(items, "cloudevents-batch", SOURCE)
     assert request.headers["content-type"] == "application/cloudevents-batch+json"
     events = orjson.loads(request.body)
@@ -52,17 +52,19 @@ def test_cloudevents_batch_attributes() -> None:
 
 
 def test_json_array_carries_only_data() -> None:
-    request = build_request([Item(record(), {"a": 1}), Item(record(6), "x")], "json-array", SOURCE)
+    request = build_request(
+        [Event(record(), {"a": 1}), Event(record(6), "x")], "json-array", SOURCE
+    )
     assert orjson.loads(request.body) == [{"a": 1}, "x"]
 
 
 def test_binary_mode_puts_attributes_in_headers() -> None:
-    request = build_request([Item(record(), {"a": 1})], "cloudevents-binary", SOURCE)
+    request = build_request([Event(record(), {"a": 1})], "cloudevents-binary", SOURCE)
     assert request.headers["ce-id"] == "views-3-5"
     assert request.headers["ce-specversion"] == "1.0"
     assert orjson.loads(request.body) == {"a": 1}
     with pytest.raises(ValueError, match="one event per request"):
-        build_request([Item(record(), 1), Item(record(6), 2)], "cloudevents-binary", SOURCE)
+        build_request([Event(record(), 1), Event(record(6), 2)], "cloudevents-binary", SOURCE)
 
 
 def test_envelope_decodes_json_text_and_binary() -> None:
@@ -122,14 +124,14 @@ def test_the_fast_path_writes_what_the_dict_path_writes(
     envelope = build_envelope(record)
     assert orjson.loads(encode_envelope(record)) == orjson.loads(orjson.dumps(envelope))
     for fmt in ("cloudevents-batch", "json-array", "cloudevents-binary"):
-        fast = build_request([Item(record, ENVELOPE, index)], fmt, '/s"\\x')
-        slow = build_request([Item(record, envelope, index)], fmt, '/s"\\x')
+        fast = build_request([Event(record, ENVELOPE, index)], fmt, '/s"\\x')
+        slow = build_request([Event(record, envelope, index)], fmt, '/s"\\x')
         assert orjson.loads(fast.body) == orjson.loads(slow.body)
         assert fast.headers == slow.headers
 
 
 def test_a_batch_mixing_encoded_and_plain_data() -> None:
-    items = [Item(record(5), ENVELOPE), Item(record(6), {"made": "by a UDF"})]
+    items = [Event(record(5), ENVELOPE), Event(record(6), {"made": "by a UDF"})]
     events = orjson.loads(build_request(items, "cloudevents-batch", SOURCE).body)
     assert events[0]["data"]["value"] == {"a": 1}
     assert events[1]["data"] == {"made": "by a UDF"}
@@ -144,8 +146,10 @@ def test_a_long_pass_through_batch_matches_the_dict_path(topic: str) -> None:
         Record(topic, offset // 70, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
         for offset in range(150)
     ]
-    fast = build_request([Item(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
-    slow = build_request([Item(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE)
+    fast = build_request([Event(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
+    slow = build_request(
+        [Event(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE
+    )
     assert orjson.loads(fast.body) == orjson.loads(slow.body)
     assert len(orjson.loads(fast.body)) == 150
 

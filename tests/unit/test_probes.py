@@ -33,10 +33,13 @@ def test_operator_health_follows_its_loop_and_metrics_are_served() -> None:
 
 
 def test_runtime_readiness_is_separate_from_liveness() -> None:
-    ready = {"yes": False}
-    server = runtime_probes(Metrics(), 0, lambda: ready["yes"]).start()
+    ready, alive = {"yes": False}, {"yes": True}
+    server = runtime_probes(Metrics(), 0, lambda: ready["yes"], lambda: alive["yes"]).start()
     try:
         assert get(server.port, "/healthz")[0] == 200
+        alive["yes"] = False
+        assert get(server.port, "/healthz") == (503, "stuck\n")
+        alive["yes"] = True
         assert get(server.port, "/readyz") == (503, "not ready\n")
         ready["yes"] = True
         assert get(server.port, "/readyz")[0] == 200

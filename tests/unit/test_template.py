@@ -168,7 +168,7 @@ def test_no_transform_delivers_the_envelope() -> None:
 
 
 def test_bench_reports_rates() -> None:
-    from sluice_runtime.transform.bench import bench_transforms
+    from bench.transforms import bench_transforms
 
     rates = bench_transforms(0.01)
     assert set(rates) >= {"template", "json_path"}

@@ -20,6 +20,8 @@ def compile_transform(
     spec: Transform | None,
     context: TransformContext,
     udf_source: str | None = None,
+    *,
+    udf_in_worker: bool = False,
 ) -> RecordTransform:
     """Compile ``spec`` once (TransformSpecError if it cannot be).
 
@@ -46,7 +48,7 @@ def compile_transform(
     # The Transform model guarantees exactly one kind is set.
     assert spec.udf is not None
     source = udf_source if udf_source is not None else load_udf_source(spec.udf)
-    return compile_udf(source, spec.udf.function, context)
+    return compile_udf(source, spec.udf.function, context, in_worker=udf_in_worker)
 
 
 def _whole_envelope(envelope: dict[str, Any]) -> list[Any]:

@@ -95,8 +95,14 @@ def compile_udf(
     function: str,
     context: TransformContext,
     where: str = "transform.udf",
+    *,
+    in_worker: bool = False,
 ) -> Callable[[dict[str, Any]], list[Any]]:
-    """Load the UDF module once; returns the per-record transform."""
+    """Load the UDF module once; returns the per-record transform.
+
+    ``in_worker``: running in the UDF's worker process, where each envelope is built for
+    this call alone and the caller serialises the result at once (and reports what cannot
+    be): the defensive copies below are not needed there."""
     handler = _load(source, function, context, where)
     logger = logging.getLogger(f"sluice.udf.{context.namespace}.{context.connector}")
     connector, namespace = context.connector, context.namespace
@@ -112,11 +118,14 @@ def compile_udf(
             logger,
         )
         try:
-            result = handler(_fresh_copy(envelope), udf_context)
+            result = handler(envelope if in_worker else _fresh_copy(envelope), udf_context)
         except (Exception, SystemExit) as error:  # a UDF's exit() must not stop the runtime
             raise RecordTransformError(_reason(error, function)) from error
         if result is None:
             return []
+        if in_worker:
+            events = result if isinstance(result, list | tuple) else [result]
+            return [event for event in events if event is not None]
         # The round trip checks the result and detaches it from the UDF's own objects, which
         # the UDF may reuse and mutate while this event waits in a batch.
         try:

@@ -4,7 +4,7 @@ counts) what it receives and can be told to be slow or to fail.
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) on asyncio streams to
 keep up with the runtime in benchmarks without adding a web framework dependency.
 
-    python -m sluice_runtime.testing.function_server --port 8080 [--delay 2] [--print]
+    python -m testkit.function_server --port 8080 [--delay 2] [--print]
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from sluice_operator.commands import add_operator_commands
+from sluice_cli.operator_commands import add_operator_commands
 from sluice_runtime.contract import METRICS_PORT
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluice_runtime.app import Runtime, tune_garbage_collector
+    from sluice_runtime.app import DataPlane, tune_garbage_collector
     from sluice_runtime.config import ManifestError, load_connector_file
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import SpecError
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    runtime = Runtime(
+    runtime = DataPlane(
         connector,
         base_dir=Path(args.file).resolve().parent,
         metrics_port=args.metrics_port,

@@ -9,7 +9,9 @@ httpx API: requests and responses are ``httpx.Request`` and ``httpx.Response``, 
 failures are httpx's exception types, so the sink reads like any httpx code.
 
 Scope, on purpose: HTTP/1.1 over TCP or TLS, no proxies, no pipelining, no 100-continue;
-the response body is read whole (function answers are small). Timeouts follow httpx's
+the response body is read whole, up to ``MAX_ANSWER_BYTES``: function answers are small
+(``batchItemFailures`` at most), and a function that answers with gigabytes must not take
+the runtime's memory with it. Timeouts follow httpx's
 ``request.extensions["timeout"]``: ``pool`` to get a connection, ``connect`` to open one,
 ``write`` while the kernel's send buffer is full, and ``read`` for the whole answer.
 """
@@ -25,12 +27,19 @@ import httptools
 import httpx
 
 DEFAULT_TIMEOUT = 30.0
+MAX_ANSWER_BYTES = 1 << 20
+
+
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The server's answer body is larger than the transport reads."""
 
 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; at most one request at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self.max_answer_bytes = max_answer_bytes
+        self._body_bytes = 0
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._waiter: asyncio.Future[None] | None = None  # the answer being read
@@ -91,6 +100,11 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.max_answer_bytes:
+            # Stop reading: the connection is closed, what came so far is dropped.
+            self._fail(AnswerTooLarge(f"the answer is larger than {self.max_answer_bytes} bytes"))
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -147,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._headers = []
         self._body = []
+        self._body_bytes = 0
         self._headers_done = False
         self._complete = False
 
@@ -171,8 +186,14 @@ class _Pool:
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
-    def __init__(self, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        max_connections: int = 64,
+        ssl_context: ssl.SSLContext | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ):
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self._ssl_context = ssl_context
         self._pools: dict[tuple[bytes, bytes, int], _Pool] = {}
         self._closed = False
@@ -241,7 +262,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(connect_timeout):
                 _transport, connection = await loop.create_connection(
-                    _Connection, host.decode("ascii"), port, ssl=tls
+                    lambda: _Connection(self.max_answer_bytes), host.decode("ascii"), port, ssl=tls
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"timed out connecting to {host.decode()}:{port}") from None

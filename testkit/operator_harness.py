@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sluice_operator.context import OperatorContext
 from sluice_operator.crd import CRD_FILE, CRD_NAME
 from sluice_operator.kube import Kube, KubeError, resource_path
-from sluice_operator.reconcile import OperatorContext, connector_path
+from sluice_operator.reconcile import connector_path
 from sluice_operator.runner import run_operator
 from sluice_operator.settings import OperatorConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 # Short enough for tests to see changes within seconds.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sluice_runtime.microbench import calls_per_second
+from bench.microbench import calls_per_second
 from sluice_runtime.patterns.compile import compile_pattern
 
 TYPICAL_PATTERN: Final[dict[str, Any]] = {

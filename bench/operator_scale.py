@@ -6,7 +6,7 @@ and measures the time until every one has its Deployment and a status for its cu
 generation; then the latency from creating one more Connector to its Deployment; then how
 many re-checks and writes happen while nothing changes (writes should be zero).
 
-    python -m sluice_operator.bench --kubeconfig .cache/local-cluster/kubeconfig \\
+    python -m bench.operator_scale --kubeconfig .cache/local-cluster/kubeconfig \\
         --bootstrap 127.0.0.1:19092 -n 200
 """
 
@@ -31,7 +31,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from sluice_operator.builders import MANAGED_BY, runtime_name
 from sluice_operator.kube import Kube, load_configuration, resource_path
-from sluice_operator.testing import connector_body, create_connector, eventually, install_crd
+from testkit.operator_harness import connector_body, create_connector, eventually, install_crd
 
 CONNECTORS = ("sluice.dev/v1alpha1", "connectors")
 

@@ -1,11 +1,11 @@
-"""Throughput of compiled transforms: ``python -m sluice_runtime.transform.bench``."""
+"""Throughput of compiled transforms: ``python -m bench.transforms``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench.microbench import calls_per_second
 from sluice_runtime.config import Transform
-from sluice_runtime.microbench import calls_per_second
 from sluice_runtime.transform.compiler import compile_transform
 from sluice_runtime.transform.context import TransformContext
 

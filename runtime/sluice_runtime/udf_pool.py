@@ -1,0 +1,241 @@
+"""Runs a Connector's decode → filter → UDF chain in a worker process (``udf_worker.py``).
+
+Lanes hand over chunks of records, not one record per round trip. Each chunk has a
+deadline of ``transform.udf.timeout`` per record. When the worker overruns it, dies (an
+``os._exit``, a crash, its memory limit) or answers nonsense, it is killed and started
+again, and the chunk's records are run one at a time to find the culprit: that record
+fails in stage ``transform``, the others go on as usual (a UDF may see a record twice, as
+at-least-once allows).
+
+The worker's environment holds no Secrets, and the runtime makes itself non-dumpable so
+that, running as the same non-root user, the worker cannot read the runtime's environment
+or memory through /proc either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import pickle
+import resource
+import sys
+from typing import Any
+
+import orjson
+
+from sluice_runtime.config import Connector
+from sluice_runtime.processors import Processed, SpecError
+from sluice_runtime.records import Record, RecordFailure
+from sluice_runtime.udf_worker import HEADER, MAX_ANSWER
+
+log = logging.getLogger("sluice.udf")
+
+STARTUP_TIMEOUT = 10.0  # seconds for the worker to import the UDF module
+_STAGES = frozenset({"decode", "filter", "transform"})
+# What the worker's environment keeps: enough to start Python, nothing that could be a
+# credential (the operator puts Secrets into SLUICE_* variables).
+_KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
+
+
+class UdfStartError(SpecError):
+    """The UDF's worker could not start: the message says why, naming the field."""
+
+
+class WorkerFailed(Exception):
+    """The worker overran its deadline, died or answered something that is not an answer."""
+
+
+def make_undumpable() -> None:
+    """Keep processes of the same user (the UDF's worker) out of /proc/<pid>/environ and
+    ptrace. Linux only; elsewhere the worker's clean environment is the protection."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        log.warning("Could not make the runtime non-dumpable; UDF workers may read /proc")
+
+
+class _Worker:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self.stdin = process.stdin
+        self.stdout = process.stdout
+
+    async def send(self, payload: bytes) -> None:
+        self.stdin.write(HEADER.pack(len(payload)) + payload)
+        await self.stdin.drain()
+
+    async def receive(self) -> Any:
+        try:
+            head = await self.stdout.readexactly(HEADER.size)
+            (length,) = HEADER.unpack(head)
+            if length > MAX_ANSWER:
+                raise WorkerFailed(f"its answer has {length} bytes, over {MAX_ANSWER}")
+            return orjson.loads(await self.stdout.readexactly(length))
+        except asyncio.IncompleteReadError:
+            code = await self._exit_code()
+            raise WorkerFailed(f"its process ended (exit code {code})") from None
+        except orjson.JSONDecodeError:
+            raise WorkerFailed("it answered with bytes that are not JSON") from None
+
+    async def _exit_code(self) -> int | None:
+        try:
+            return await asyncio.wait_for(self.process.wait(), 5)
+        except TimeoutError:
+            return None
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+class UdfPool:
+    """The runtime's UDF worker. ``process`` is safe to call from several lanes at once:
+    chunks take turns."""
+
+    def __init__(self, connector: Connector, udf_source: str) -> None:
+        udf = connector.spec.transform.udf if connector.spec.transform else None
+        assert udf is not None, "a UdfPool is only made for a UDF transform"
+        self.connector = connector
+        self.udf_source = udf_source
+        self.timeout = udf.timeout
+        self.memory_limit = int(udf.memory_limit)
+        self._worker: _Worker | None = None
+        self._turn = asyncio.Lock()
+        self.restarts = 0
+
+    async def start(self) -> None:
+        """Start the worker and wait until the UDF module is imported (UdfStartError if
+        it cannot be, or takes longer than STARTUP_TIMEOUT)."""
+        try:
+            self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
+        except TimeoutError:
+            raise UdfStartError(
+                f"spec.transform.udf: the module did not finish importing within "
+                f"{STARTUP_TIMEOUT:.0f}s (code that runs at import must return)"
+            ) from None
+        except WorkerFailed as error:
+            raise UdfStartError(
+                f"spec.transform.udf: the worker failed to start: {error}"
+            ) from None
+
+    async def _spawn(self) -> _Worker:
+        env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sluice_runtime.udf_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=MAX_ANSWER + HEADER.size,
+        )
+        if sys.platform == "linux":
+            limit = (self.memory_limit, self.memory_limit)
+            try:
+                resource.prlimit(process.pid, resource.RLIMIT_AS, limit)
+            except (OSError, ValueError) as error:
+                log.warning("Could not limit the UDF worker's memory: %s", error)
+        worker = _Worker(process)
+        try:
+            manifest = self.connector.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await worker.send(orjson.dumps({"connector": manifest, "udfSource": self.udf_source}))
+            hello = await worker.receive()
+        except BaseException:
+            await worker.kill()
+            raise
+        if not isinstance(hello, dict) or hello.get("ready") is not True:
+            await worker.kill()
+            why = hello.get("error") if isinstance(hello, dict) else None
+            raise UdfStartError(str(why) if why else "the worker did not start")
+        return worker
+
+    async def process(self, records: list[Record]) -> list[Processed]:
+        """What each record produced (events, or its RecordFailure), in order."""
+        async with self._turn:
+            try:
+                return await self._run(records)
+            except WorkerFailed as error:
+                if len(records) == 1:
+                    await self._restart(records[0], str(error))
+                    return [RecordFailure("transform", f"UDF worker: {error}")]
+                log.warning(
+                    "UDF worker failed on a chunk of %d records (%s); running them one by one",
+                    len(records),
+                    error,
+                )
+                await self._restart(None, str(error))
+            results: list[Processed] = []
+            for record in records:
+                try:
+                    results += await self._run([record])
+                except WorkerFailed as error:
+                    await self._restart(record, str(error))
+                    results.append(RecordFailure("transform", f"UDF worker: {error}"))
+            return results
+
+    async def _run(self, records: list[Record]) -> list[Processed]:
+        if self._worker is None:
+            await self._restart(None, "no worker")
+        worker = self._worker
+        assert worker is not None
+        chunk = pickle.dumps(
+            [
+                (r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+                for r in records
+            ],
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        deadline = self.timeout * len(records)
+        try:
+            await worker.send(chunk)
+            answers = await asyncio.wait_for(worker.receive(), deadline)
+        except TimeoutError:
+            raise WorkerFailed(f"took longer than {self.timeout:g}s a record") from None
+        except (ConnectionError, BrokenPipeError):
+            raise WorkerFailed("its process ended") from None
+        return _checked(answers, len(records))
+
+    async def _restart(self, record: Record | None, why: str) -> None:
+        if self._worker is not None:
+            await self._worker.kill()
+            self._worker = None
+        if record is not None:
+            log.warning("UDF worker failed on record %s: %s; restarting it", record.event_id, why)
+        self.restarts += 1
+        try:
+            self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
+        except (TimeoutError, WorkerFailed, UdfStartError) as error:
+            # It started before with the same code: this is the machine, not the record.
+            raise RuntimeError(f"could not restart the UDF worker: {error!r}") from error
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.kill()
+            self._worker = None
+
+
+def _checked(answers: Any, count: int) -> list[Processed]:
+    """The worker's answers, in the shape the lane expects, or WorkerFailed."""
+    if not isinstance(answers, list) or len(answers) != count:
+        raise WorkerFailed("it answered with something that is not one answer per record")
+    results: list[Processed] = []
+    for answer in answers:
+        if isinstance(answer, list):
+            results.append(answer)
+        elif (
+            isinstance(answer, dict)
+            and answer.get("stage") in _STAGES
+            and isinstance(answer.get("reason"), str)
+        ):
+            results.append(RecordFailure(answer["stage"], answer["reason"][:300]))
+        else:
+            raise WorkerFailed("it answered with something that is not an answer")
+    return results
