@@ -31,44 +31,35 @@ Processed = list[Any] | RecordFailure
 Processor = Callable[[Record], Processed]
 
 
-class SpecError(ValueError):
-    """A filter or transform in the spec that does not compile; names the field."""
-
-
 def build_processor(connector: Connector, base_dir: Path | None = None) -> Processor:
-    from sluice_runtime.patterns import PatternError, compile_pattern, compile_patterns
+    """Compile the Connector's filter and transform (running a UDF's module code); raises
+    SpecError naming the field when one does not compile."""
+    from sluice_runtime.patterns import compile_pattern, compile_patterns
     from sluice_runtime.transform import (
         RecordTransformError,
         TransformContext,
-        TransformSpecError,
         compile_transform,
         load_udf_source,
     )
 
     spec = connector.spec
     matches: Callable[[Any], bool] | None = None
-    try:
-        if spec.filter is not None and spec.filter.pattern is not None:
-            matches = compile_pattern(spec.filter.pattern, "spec.filter.pattern")
-        elif spec.filter is not None and spec.filter.patterns is not None:
-            matches = compile_patterns(spec.filter.patterns, "spec.filter.patterns")
-    except PatternError as error:
-        raise SpecError(str(error)) from None
+    if spec.filter is not None and spec.filter.pattern is not None:
+        matches = compile_pattern(spec.filter.pattern, ("spec", "filter", "pattern"))
+    elif spec.filter is not None and spec.filter.patterns is not None:
+        matches = compile_patterns(spec.filter.patterns, ("spec", "filter", "patterns"))
 
     transform: Callable[[dict[str, Any]], list[Any]] | None = None
     if spec.transform is not None:
-        try:
-            udf_source = (
-                load_udf_source(spec.transform.udf, base_dir) if spec.transform.udf else None
-            )
-            transform = compile_transform(
-                spec.transform,
-                TransformContext(connector.metadata.name, connector.metadata.namespace),
-                udf_source,
-            )
-        except TransformSpecError as error:
-            text = str(error)  # name the field from the manifest's root, as patterns do
-            raise SpecError(text if text.startswith("spec.") else f"spec.{text}") from None
+        where = ("spec", "transform")
+        udf = spec.transform.udf
+        udf_source = load_udf_source(udf, base_dir, (*where, "udf")) if udf else None
+        transform = compile_transform(
+            spec.transform,
+            TransformContext(connector.metadata.name, connector.metadata.namespace),
+            udf_source,
+            where,
+        )
 
     if matches is None and transform is None:
         return _pass_through

@@ -17,7 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from sluice_runtime.config import KIND, Connector, format_validation_error
-from sluice_runtime.processors import SpecError, build_processor
+from sluice_runtime.errors import SpecError
+from sluice_runtime.processors import build_processor
 
 
 @dataclass(frozen=True)
