@@ -17,8 +17,8 @@ from sluice_runtime.contract import METRICS_PORT
 
 def _run(args: argparse.Namespace) -> int:
     from sluice_runtime.app import Runtime, tune_garbage_collector
-    from sluice_runtime.config import ManifestError, load_connector_file
-    from sluice_runtime.errors import SpecError
+    from sluice_runtime.config import load_connector_file
+    from sluice_runtime.errors import ManifestError, SpecError
     from sluice_runtime.logs import setup_logging
 
     try:
