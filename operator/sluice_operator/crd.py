@@ -238,6 +238,7 @@ _KEY_ORDER = [
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "pattern",
     "x-kubernetes-int-or-string",
     "anyOf",

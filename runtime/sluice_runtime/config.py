@@ -101,6 +101,10 @@ PATTERN_MAX_DEPTH: Final = 32
 """Levels of objects and arrays in a filter's pattern(s); real patterns use under 15."""
 PATTERN_MAX_NODES: Final = 10_000
 """Objects, arrays and values in a filter's pattern(s), all patterns together."""
+PATTERN_MAX_FIELDS: Final = 100
+"""Fields at the top of one pattern (the envelope has nine)."""
+PATTERNS_MAX: Final = 100
+"""Patterns in filter.patterns."""
 
 
 def _bounded_pattern(pattern: Any) -> Any:
@@ -133,7 +137,13 @@ def _bounded_pattern(pattern: Any) -> Any:
     return pattern
 
 
-BoundedPattern = Annotated[dict[str, Any], BeforeValidator(_bounded_pattern)]
+# Depth and size are checked here, on any manifest. The CRD can only restate the breadth
+# bounds (maxProperties, maxItems): a pattern is free-form below its top, CEL cannot see
+# free-form fields, and a structural schema that bounded depth would have to spell out
+# both an object and an array branch at every level, 2^depth nodes.
+BoundedPattern = Annotated[
+    dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS), BeforeValidator(_bounded_pattern)
+]
 
 
 class Filter(Model):
@@ -141,13 +151,21 @@ class Filter(Model):
 
     pattern: BoundedPattern | None = Field(
         default=None,
-        description=f"One event pattern (at most {PATTERN_MAX_DEPTH} levels deep and"
-        f" {PATTERN_MAX_NODES} objects, arrays and values).",
+        description=f"One event pattern (at most {PATTERN_MAX_FIELDS} fields at its top,"
+        f" {PATTERN_MAX_DEPTH} levels deep and {PATTERN_MAX_NODES} objects, arrays and"
+        " values).",
     )
-    patterns: Annotated[list[dict[str, Any]], BeforeValidator(_bounded_pattern)] | None = Field(
+    patterns: (
+        Annotated[
+            list[Annotated[dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS)]],
+            Field(max_length=PATTERNS_MAX),
+            BeforeValidator(_bounded_pattern),
+        ]
+        | None
+    ) = Field(
         default=None,
-        description="Several patterns; a record passes when any matches (the bounds of"
-        " pattern apply to all of them together).",
+        description=f"Several patterns (at most {PATTERNS_MAX}); a record passes when any"
+        " matches. The bounds of pattern apply to each, its depth and size to all together.",
     )
 
     @model_validator(mode="after")
