@@ -24,7 +24,14 @@ class InvalidSpec(ManifestError):
         super().__init__("Connector", problems)
 
     def __str__(self) -> str:
-        return "; ".join(str(problem) for problem in self.problems)
+        shown = [str(problem) for problem in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            shown.append(f"and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
+        return "; ".join(shown)
+
+
+MAX_PROBLEMS_SHOWN = 20
+"""Problems named in the status message: enough to fix a spec, and a bounded status."""
 
 
 @dataclass(frozen=True)

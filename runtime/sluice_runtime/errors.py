@@ -107,3 +107,9 @@ class ManifestError(SluiceError, ValueError):
             lines += [f"  {problem}" for problem in self.problems]
             message = "\n".join(lines)
         super().__init__(message)
+
+    def one_line(self) -> str:
+        """The message on one line, for commands that promise one."""
+        if self.reason is not None:
+            return f"{self.origin}: {self.reason}"
+        return "; ".join([f"{self.origin}: invalid Connector", *map(str, self.problems)])

@@ -195,3 +195,12 @@ def test_manifest_errors_keep_every_problem_as_data() -> None:
         ("spec", "window", "maxBytes"),
     ]
     assert str(raised.value).splitlines()[0] == "c.yaml: invalid Connector"
+
+
+def test_the_operator_names_at_most_twenty_problems() -> None:
+    with pytest.raises(InvalidSpec) as raised:
+        validate_connector(manifest(**{f"bogus{i}": 1 for i in range(30)}), no_configmaps)
+    assert len(raised.value.problems) == 30
+    message = str(raised.value)
+    assert message.count("Extra inputs are not permitted") == 20
+    assert message.endswith("; and 10 more")
