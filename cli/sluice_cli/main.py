@@ -17,9 +17,9 @@ from sluice_runtime.contract import METRICS_PORT
 
 def _run(args: argparse.Namespace) -> int:
     from sluice_runtime.app import DataPlane, tune_garbage_collector
-    from sluice_runtime.config import ManifestError, load_connector_file
+    from sluice_runtime.config import load_connector_file
+    from sluice_runtime.errors import ManifestError, SpecError
     from sluice_runtime.logs import setup_logging
-    from sluice_runtime.processors import SpecError
 
     try:
         connector = load_connector_file(args.file)

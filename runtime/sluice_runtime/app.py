@@ -27,12 +27,12 @@ from sluice_runtime.delivery import Deliverer
 from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
-from sluice_runtime.processors import Processor, SpecError, build_processor
+from sluice_runtime.processors import Processor, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import KafkaReader, kafka_auth_settings
-from sluice_runtime.transform import TransformSpecError, load_udf_source
+from sluice_runtime.transform import load_udf_source
 from sluice_runtime.udf_pool import UdfPool, make_undumpable
 
 log = logging.getLogger("sluice.runtime")
@@ -173,14 +173,11 @@ class DataPlane:
 
     async def _processing(self) -> tuple[Processor | None, UdfPool | None]:
         """The in-process processor, or, for a UDF, its worker process (started, with the
-        UDF module imported: SpecError when it cannot be)."""
+        UDF module imported: a SpecError when it cannot be)."""
         transform = self.connector.spec.transform
         if transform is None or transform.udf is None:
             return build_processor(self.connector, self.base_dir), None
-        try:
-            source = load_udf_source(transform.udf, self.base_dir)
-        except TransformSpecError as error:
-            raise SpecError(f"spec.{error}") from None
+        source = load_udf_source(transform.udf, self.base_dir, ("spec", "transform", "udf"))
         make_undumpable()
         pool = UdfPool(self.connector, source)
         await pool.start()

@@ -18,12 +18,13 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from sluice_runtime.config import Connector, ManifestError, load_connector_file
+from sluice_runtime.config import Connector, load_connector_file
 from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.delivery import Deliverer
+from sluice_runtime.errors import SluiceError, SpecError
 from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.metrics import Metrics
-from sluice_runtime.processors import SpecError, build_processor
+from sluice_runtime.processors import build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Event, Record, RecordFailure
 from sluice_runtime.sink import HttpSink
@@ -75,7 +76,9 @@ def read_dead_letters(
 ) -> list[Record]:
     dead_letter = connector.spec.delivery.dead_letter
     if dead_letter is None or dead_letter.kafka is None:
-        raise ManifestError("spec.delivery.deadLetter.kafka is not set: there is no DLQ to redrive")
+        raise SpecError(
+            ("spec", "delivery", "deadLetter", "kafka"), "is not set: there is no DLQ to redrive"
+        )
     kafka = connector.spec.source.kafka
     servers = dead_letter.kafka.bootstrap_servers or kafka.bootstrap_servers
     consumer = Consumer(
@@ -92,7 +95,7 @@ def read_dead_letters(
     try:
         metadata = consumer.list_topics(topic, timeout=15)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise ManifestError(f"dead-letter topic {topic!r} not found")
+            raise SluiceError(f"dead-letter topic {topic!r} not found")
         numbers = sorted(metadata.topics[topic].partitions)
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
@@ -180,7 +183,7 @@ def run_redrive(path: str, since: str | None, limit: int | None) -> int:
         records = read_dead_letters(connector, when, limit)
         print(f"Redriving {len(records)} record(s) to {connector.spec.sink.uri}", file=sys.stderr)
         report = asyncio.run(redrive(connector, records, Path(path).resolve().parent))
-    except (ManifestError, SpecError, ValueError) as error:
+    except (SluiceError, ValueError) as error:
         print(f"sluice dlq redrive: {error}", file=sys.stderr)
         return 2
     print(

@@ -10,11 +10,13 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
+import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from sluice_runtime.config import ConnectorSpec
+from sluice_runtime.units import UnitRange
 
 HEADER = """\
 # Connector reference
@@ -22,9 +24,11 @@ HEADER = """\
 Generated from `runtime/sluice_runtime/config.py` by `python -m sluice_runtime.reference`;
 a test fails when this file and the models disagree. Durations are strings with a unit
 (`100ms`, `10s`, `5m`, `24h`); sizes are bytes or Kubernetes quantities (`512Ki`, `6Mi`).
+Every number has a range, bounds included; the API server, `sluice validate`, the operator
+and `sluice run` refuse values outside it (and infinities and NaN).
 
-| field | type | default | description |
-|---|---|---|---|
+| field | type | range | default | description |
+|---|---|---|---|---|
 """
 
 
@@ -74,6 +78,25 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _range(field: FieldInfo) -> str:
+    """The field's bounds as a reader writes them: ``1 to 10 000``, ``0s to 5m``."""
+    low = high = ""
+    for item in field.metadata:
+        if isinstance(item, UnitRange):
+            low, high = f"{item.minimum} to ", str(item.maximum)
+        elif isinstance(item, annotated_types.Ge):
+            low = f"{_number(item.ge)} to "
+        elif isinstance(item, annotated_types.Gt):
+            low = f"above {_number(item.gt)} up to "
+        elif isinstance(item, annotated_types.Le):
+            high = _number(item.le)
+    return low + high
+
+
+def _number(value: Any) -> str:
+    return f"{value:_}".replace("_", " ")
+
+
 def rows(model: type[BaseModel], prefix: str) -> list[str]:
     lines = []
     for name, field in model.model_fields.items():
@@ -82,7 +105,7 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         if not description and (nested := _model_of(field.annotation)) is not None:
             description = (nested.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         kind = _type_name(field.annotation, list(field.metadata))
-        lines.append(f"| `{path}` | {kind} | {_default(field)} | {description} |")
+        lines.append(f"| `{path}` | {kind} | {_range(field)} | {_default(field)} | {description} |")
         nested = _model_of(field.annotation)
         if nested is not None:
             lines += rows(nested, path)

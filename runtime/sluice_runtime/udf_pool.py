@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from sluice_runtime.config import Connector
-from sluice_runtime.processors import Processed, SpecError
+from sluice_runtime.errors import SpecError
+from sluice_runtime.processors import Processed
 from sluice_runtime.records import Record, RecordFailure
 from sluice_runtime.udf_worker import HEADER, MAX_ANSWER
 
@@ -39,8 +40,14 @@ _STAGES = frozenset({"decode", "filter", "transform"})
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
 
 
+UDF_FIELD = ("spec", "transform", "udf")
+
+
 class UdfStartError(SpecError):
     """The UDF's worker could not start: the message says why, naming the field."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(UDF_FIELD, problem)
 
 
 class WorkerFailed(Exception):
@@ -118,13 +125,11 @@ class UdfPool:
             self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
         except TimeoutError:
             raise UdfStartError(
-                f"spec.transform.udf: the module did not finish importing within "
-                f"{STARTUP_TIMEOUT:.0f}s (code that runs at import must return)"
+                f"the module did not finish importing within {STARTUP_TIMEOUT:.0f}s "
+                "(code that runs at import must return)"
             ) from None
         except WorkerFailed as error:
-            raise UdfStartError(
-                f"spec.transform.udf: the worker failed to start: {error}"
-            ) from None
+            raise UdfStartError(f"the worker failed to start: {error}") from None
 
     async def _spawn(self) -> _Worker:
         env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
@@ -154,7 +159,9 @@ class UdfPool:
         if not isinstance(hello, dict) or hello.get("ready") is not True:
             await worker.kill()
             why = hello.get("error") if isinstance(hello, dict) else None
-            raise UdfStartError(str(why) if why else "the worker did not start")
+            if why:  # the worker's own SpecError, its field path in the text already
+                raise SpecError((), str(why))
+            raise UdfStartError("the worker did not start")
         return worker
 
     async def process(self, records: list[Record]) -> list[Processed]:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+import annotated_types
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from sluice_runtime.config import ManifestError, load_connector, load_connector_file
-from sluice_runtime.units import format_duration, parse_duration, parse_quantity
+from sluice_runtime.config import (
+    ConnectorSpec,
+    load_connector,
+    load_connector_file,
+)
+from sluice_runtime.errors import ManifestError
+from sluice_runtime.reference import render
+from sluice_runtime.units import UnitRange, format_duration, parse_duration, parse_quantity
 
 
 def manifest(**spec: Any) -> dict[str, Any]:
@@ -99,3 +110,110 @@ def test_units_round_trip() -> None:
     dumped = load_connector(manifest(window={"maxInterval": "10s", "maxBytes": "6Mi"}))
     window = dumped.model_dump(by_alias=True)["spec"]["window"]
     assert window == {"maxMessages": 100, "maxInterval": "10s", "maxBytes": "6Mi"}
+
+
+def numeric_fields(model: type[BaseModel], path: str) -> Iterator[tuple[str, FieldInfo]]:
+    """Every number, duration and size field of the spec models, with its manifest path."""
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        annotation = field.annotation
+        nested = [
+            arg
+            for arg in (annotation, *get_args(annotation))
+            if isinstance(arg, type) and issubclass(arg, BaseModel)
+        ]
+        if nested:
+            yield from numeric_fields(nested[0], f"{path}.{alias}")
+        elif int in (annotation, *get_args(annotation)) or float in (
+            annotation,
+            *get_args(annotation),
+        ):
+            yield f"{path}.{alias}", field
+
+
+NUMERIC_FIELDS = dict(numeric_fields(ConnectorSpec, "spec"))
+
+
+def bounds(field: FieldInfo) -> tuple[Any, Any]:
+    low: Any = None
+    high: Any = None
+    for item in field.metadata:
+        if isinstance(item, UnitRange):
+            low, high = item.parse(item.minimum), item.parse(item.maximum)
+        elif isinstance(item, annotated_types.Ge | annotated_types.Gt):
+            low = getattr(item, "ge", getattr(item, "gt", None))
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    return low, high
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    keys = path.split(".")[1:]
+    spec: dict[str, Any] = {}
+    node = spec
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    if keys[:2] == ["delivery", "rateLimit"] and keys[-1] != "requestsPerSecond":
+        node.setdefault("requestsPerSecond", 1)
+    if keys[0] == "sink":
+        spec["sink"]["uri"] = "http://f/"
+    return manifest(**spec)
+
+
+def test_the_spec_has_the_numbers_it_should() -> None:
+    assert len(NUMERIC_FIELDS) >= 20
+    assert "spec.window.maxInterval" in NUMERIC_FIELDS
+    assert "spec.runtime.buffer.maxBytes" in NUMERIC_FIELDS
+
+
+@pytest.mark.parametrize("path", NUMERIC_FIELDS)
+def test_every_number_has_a_finite_documented_range(path: str) -> None:
+    field = NUMERIC_FIELDS[path]
+    low, high = bounds(field)
+    assert low is not None, f"{path} has no lower bound"
+    assert high is not None, f"{path} has no upper bound"
+    assert math.isfinite(low)
+    assert math.isfinite(high)
+    # The reference documents it...
+    [row] = [line for line in render().splitlines() if line.startswith(f"| `{path}` |")]
+    assert " to " in row.split("|")[3], row
+    # ...and the models refuse what is beyond it, naming the field.
+    for beyond in (high * 2 + 1, float("inf"), float("nan"), 10**400):
+        with pytest.raises(ManifestError) as refused:
+            load_connector(with_value(path, beyond), "c.yaml")
+        assert str(refused.value).splitlines()[1].startswith(f"  {path}: "), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"window": {"maxBytes": "9" * 400 + "Ki"}},
+            "spec.window.maxBytes: size '999",
+        ),
+        ({"window": {"maxBytes": 1e400}}, "invalid size inf"),
+        ({"window": {"maxInterval": 1e400}}, "a duration must be a finite number of seconds"),
+        ({"window": {"maxInterval": "9" * 400 + "h"}}, "must be a finite number of seconds"),
+        ({"window": {"maxInterval": "6m"}}, "must be between 0s and 5m, got '6m'"),
+        ({"sink": {"uri": "http://f/", "timeout": "16m"}}, "must be between 1ms and 15m"),
+        ({"sink": {"uri": "http://f/", "timeout": "0s"}}, "must be between 1ms and 15m"),
+        (
+            {"delivery": {"rateLimit": {"requestsPerSecond": float("inf")}}},
+            "requestsPerSecond: Input should be a finite number",
+        ),
+        ({"delivery": {"retry": {"maxRetryDuration": "169h"}}}, "between 0s and 168h"),
+    ],
+)
+def test_absurd_numbers_are_refused_clearly(spec: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ManifestError) as refused:
+        load_connector(manifest(**spec), "c.yaml")
+    assert expected in str(refused.value)
+
+
+def test_sizes_are_exact() -> None:
+    assert parse_quantity("1.5Ki") == 1536
+    assert parse_quantity("0.1M") == 100_000
+    assert parse_quantity("9" * 30) == int("9" * 30)
+    with pytest.raises(ValueError, match="is too large"):
+        parse_quantity("9" * 5000)

@@ -617,7 +617,7 @@ def test_invalid_patterns_name_the_path_and_operator(
 ) -> None:
     with pytest.raises(PatternError) as caught:
         compile_pattern(pattern)
-    assert caught.value.path == path
+    assert caught.value.pattern_path == path
     assert message in str(caught.value)
     assert isinstance(caught.value, ValueError)
 
@@ -626,7 +626,7 @@ def test_error_message_starts_with_where_and_path() -> None:
     with pytest.raises(PatternError) as caught:
         compile_pattern({"value": {"amount": [{"numeric": [">", 5, "<", 1]}]}})
     assert str(caught.value).startswith("filter.pattern.value.amount[0]: numeric ")
-    assert caught.value.path == "value.amount[0].numeric"
+    assert caught.value.pattern_path == "value.amount[0].numeric"
     with pytest.raises(PatternError, match=r"^spec\.filter\.pattern\.key\[0\]: prefix "):
         compile_pattern({"key": [{"prefix": 1}]}, where="spec.filter.pattern")
 
@@ -642,7 +642,7 @@ def test_compile_patterns_validation() -> None:
     with pytest.raises(PatternError) as caught:
         compile_patterns([{"key": ["a"]}, {"key": [{"exists": 1}]}])
     assert str(caught.value).startswith("filter.patterns[1].key[0]: exists needs true or false")
-    assert caught.value.path == "[1].key[0].exists"
+    assert caught.value.pattern_path == "[1].key[0].exists"
 
 
 def test_bench_reports_rates_for_matching_and_non_matching_events() -> None:
