@@ -73,7 +73,7 @@ def _test_transform(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sluice_runtime.validate import run_validate
+    from sluice_cli.validate import run_validate
 
     return run_validate(args.files)
 

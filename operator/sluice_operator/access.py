@@ -14,7 +14,7 @@ that the Connector asks only for what its author could have without the operator
   author may not be allowed to know which Secrets exist;
 - ``spec.runtime.image`` must be the default image or on the operator's allow-list: any
   other image would run with the Connector's Secrets, as a pod the author could not create;
-- ``sink.ref`` may cross namespaces only where the operator allows it (``sinks.py``), and
+- ``sink.ref`` may cross namespaces only where the operator allows it (``sink_address.py``), and
   the operator's own Kafka identity goes only to trusted brokers (``kafka_facts.py``).
 
 A refusal (:class:`NotPermitted`) is ``Ready=False`` with reason ``NotPermitted`` and a

@@ -34,7 +34,7 @@ from sluice_operator.plan import (
 )
 from sluice_operator.report import report
 from sluice_operator.settings import OperatorConfig
-from sluice_operator.sinks import resolve_sink
+from sluice_operator.sink_address import resolve_sink
 from sluice_operator.validation import InvalidSpec, validate_connector
 from sluice_runtime.config import API_GROUP, API_VERSION
 

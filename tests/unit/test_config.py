@@ -18,7 +18,7 @@ from sluice_runtime.config import (
     load_connector_file,
 )
 from sluice_runtime.errors import ManifestError
-from sluice_runtime.reference import render
+from sluice_runtime.reference_doc import render
 from sluice_runtime.units import UnitRange, format_duration, parse_duration, parse_quantity
 
 

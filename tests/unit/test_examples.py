@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice_runtime.validate import run_validate
+from sluice_cli.validate import run_validate
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 

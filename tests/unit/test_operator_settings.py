@@ -6,7 +6,7 @@ import pytest
 
 from sluice_operator.plan import is_subset
 from sluice_operator.settings import DEFAULT_RUNTIME_IMAGE, OperatorConfig
-from sluice_operator.sinks import service_url
+from sluice_operator.sink_address import service_url
 from sluice_operator.workqueue import Backoff
 
 

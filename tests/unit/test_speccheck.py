@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from sluice_cli.validate import run_validate
 from sluice_operator.validation import InvalidSpec, validate_connector
 from sluice_runtime.config import Udf
 from sluice_runtime.errors import FieldPath, ManifestError, SluiceError, SpecError
 from sluice_runtime.patterns import PatternError, compile_pattern
 from sluice_runtime.speccheck import check_connector
 from sluice_runtime.transform import TransformSpecError, compile_jsonpath
-from sluice_runtime.validate import run_validate
 from tests.unit.test_cli import sluice
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice_runtime.validate import run_validate
+from sluice_cli.validate import run_validate
 
 GOOD = """\
 apiVersion: sluice.dev/v1alpha1

@@ -1,7 +1,7 @@
 """The Connector field reference (docs/reference.md), generated from the spec models so the
 documentation cannot drift from what the runtime and the CRD accept.
 
-    python -m sluice_runtime.reference > docs/reference.md
+    python -m sluice_runtime.reference_doc > docs/reference.md
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sluice_runtime.units import UnitRange
 HEADER = """\
 # Connector reference
 
-Generated from `runtime/sluice_runtime/config.py` by `python -m sluice_runtime.reference`;
+Generated from `runtime/sluice_runtime/config.py` by `python -m sluice_runtime.reference_doc`;
 a test fails when this file and the models disagree. Durations are strings with a unit
 (`100ms`, `10s`, `5m`, `24h`); sizes are bytes or Kubernetes quantities (`512Ki`, `6Mi`).
 Every number has a range, bounds included; the API server, `sluice validate`, the operator
