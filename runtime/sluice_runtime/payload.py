@@ -96,7 +96,7 @@ def cloudevent(item: Event, source: str) -> dict[str, Any]:
 # bytes per record; building events was the largest cost left per record (make bench,
 # throughput-batch100). What a partition's events share (topic, partition, source) is
 # written into the template once per chunk, so only 11 values vary per event.
-# tests/unit/test_payload.py holds the result equal to cloudevent().
+# tests/runtime/test_payload.py holds the result equal to cloudevent().
 # Placeholders start with a control byte, which escaped JSON text never contains, so what
 # replaces one placeholder cannot be mistaken for another.
 _T, _P, _S = b"\x01T", b"\x01P", b"\x01S"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from testkit.function_server import ThreadedFunctionServer
-from tests.integration.test_failure_handling import read_all
+from tests.runtime.test_failure_handling import read_all
 from tests.support import RuntimeThread, committed, connector_manifest, produce, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_cli import sluice
+from tests.cli.test_cli import sluice
 
 HEAD = (
     "apiVersion: sluice.dev/v1alpha1\n"

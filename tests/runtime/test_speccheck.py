@@ -16,7 +16,7 @@ from sluice_runtime.errors import FieldPath, ManifestError, SluiceError, SpecErr
 from sluice_runtime.patterns import PatternError, compile_pattern
 from sluice_runtime.speccheck import check_connector
 from sluice_runtime.transform import TransformSpecError, compile_jsonpath
-from tests.unit.test_cli import sluice
+from tests.cli.test_cli import sluice
 
 
 def manifest(**spec: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 
 from sluice_runtime.app import DataPlane
 from testkit.function_server import ThreadedFunctionServer
-from tests.integration.test_failure_handling import read_all
+from tests.runtime.test_failure_handling import read_all
 from tests.support import (
     RuntimeProcess,
     RuntimeThread,
