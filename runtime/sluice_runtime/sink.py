@@ -119,7 +119,7 @@ class HttpSink:
         status = response.status_code
         if 200 <= status < 300:
             failed = _failed_ids(response)
-            unknown = failed.difference(event.event_id for event in events)
+            unknown = failed.difference(event.event_id for event in events) if failed else None
             if unknown:
                 # As Lambda does with an invalid itemIdentifier: the whole batch failed.
                 # Retrying only the named ids would deliver nothing and bisecting would
