@@ -20,21 +20,22 @@ import logging
 import os
 import pickle
 import resource
+import struct
 import sys
 from typing import Any
 
 import orjson
 
 from sluice_runtime.config import Connector
+from sluice_runtime.envelope import is_json
 from sluice_runtime.errors import SpecError
 from sluice_runtime.processors import Processed
 from sluice_runtime.records import Record, RecordFailure
-from sluice_runtime.udf_worker import HEADER, MAX_ANSWER
+from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, STAGES
 
 log = logging.getLogger("sluice.udf")
 
 STARTUP_TIMEOUT = 10.0  # seconds for the worker to import the UDF module
-_STAGES = frozenset({"decode", "filter", "transform"})
 # What the worker's environment keeps: enough to start Python, nothing that could be a
 # credential (the operator puts Secrets into SLUICE_* variables).
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
@@ -78,18 +79,16 @@ class _Worker:
         self.stdin.write(HEADER.pack(len(payload)) + payload)
         await self.stdin.drain()
 
-    async def receive(self) -> Any:
+    async def receive(self) -> bytes:
         try:
             head = await self.stdout.readexactly(HEADER.size)
             (length,) = HEADER.unpack(head)
             if length > MAX_ANSWER:
                 raise WorkerFailed(f"its answer has {length} bytes, over {MAX_ANSWER}")
-            return orjson.loads(await self.stdout.readexactly(length))
+            return await self.stdout.readexactly(length)
         except asyncio.IncompleteReadError:
             code = await self._exit_code()
             raise WorkerFailed(f"its process ended (exit code {code})") from None
-        except orjson.JSONDecodeError:
-            raise WorkerFailed("it answered with bytes that are not JSON") from None
 
     async def _exit_code(self) -> int | None:
         try:
@@ -152,7 +151,7 @@ class UdfPool:
         try:
             manifest = self.connector.model_dump(mode="json", by_alias=True, exclude_none=True)
             await worker.send(orjson.dumps({"connector": manifest, "udfSource": self.udf_source}))
-            hello = await worker.receive()
+            hello = _json(await worker.receive())
         except BaseException:
             await worker.kill()
             raise
@@ -203,12 +202,12 @@ class UdfPool:
         deadline = self.timeout * len(records)
         try:
             await worker.send(chunk)
-            answers = await asyncio.wait_for(worker.receive(), deadline)
+            answer = await asyncio.wait_for(worker.receive(), deadline)
         except TimeoutError:
             raise WorkerFailed(f"took longer than {self.timeout:g}s a record") from None
         except (ConnectionError, BrokenPipeError):
             raise WorkerFailed("its process ended") from None
-        return _checked(answers, len(records))
+        return _checked(answer, len(records))
 
     async def _restart(self, record: Record | None, why: str) -> None:
         if self._worker is not None:
@@ -229,20 +228,48 @@ class UdfPool:
             self._worker = None
 
 
-def _checked(answers: Any, count: int) -> list[Processed]:
-    """The worker's answers, in the shape the lane expects, or WorkerFailed."""
-    if not isinstance(answers, list) or len(answers) != count:
-        raise WorkerFailed("it answered with something that is not one answer per record")
+def _json(frame: bytes) -> Any:
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise WorkerFailed("it answered with bytes that are not JSON") from None
+
+
+def _checked(answer: bytes, count: int) -> list[Processed]:
+    """The worker's answer, one result per record in the shape the lane expects, or
+    WorkerFailed. Each event becomes an ``orjson.Fragment``: embedded in the request as
+    it is, once it is known to be exactly one JSON document (so no event can smuggle
+    others into the batch)."""
+    view = memoryview(answer)
+    at = 0
     results: list[Processed] = []
-    for answer in answers:
-        if isinstance(answer, list):
-            results.append(answer)
-        elif (
-            isinstance(answer, dict)
-            and answer.get("stage") in _STAGES
-            and isinstance(answer.get("reason"), str)
-        ):
-            results.append(RecordFailure(answer["stage"], answer["reason"][:300]))
-        else:
-            raise WorkerFailed("it answered with something that is not an answer")
+    try:
+        for _ in range(count):
+            kind = view[at]
+            at += 1
+            if kind == 0:
+                (events,) = LENGTH.unpack_from(view, at)
+                at += LENGTH.size
+                produced: list[Any] = []
+                for _ in range(events):
+                    (size,) = LENGTH.unpack_from(view, at)
+                    at += LENGTH.size
+                    encoded = bytes(view[at : at + size])
+                    at += size
+                    if len(encoded) != size or not is_json(encoded):
+                        raise WorkerFailed("it answered with an event that is not JSON")
+                    produced.append(orjson.Fragment(encoded))
+                results.append(produced)
+            elif kind == 1:
+                stage, size = FAILURE.unpack_from(view, at)
+                at += FAILURE.size
+                reason = bytes(view[at : at + size]).decode("utf-8", "replace")
+                at += size
+                results.append(RecordFailure(STAGES[stage], reason[:300]))
+            else:
+                raise WorkerFailed("it answered with something that is not an answer")
+    except (IndexError, struct.error):
+        raise WorkerFailed("it answered with a truncated answer") from None
+    if at != len(answer):
+        raise WorkerFailed("it answered with more than one answer per record")
     return results

@@ -11,11 +11,14 @@ The conversation, over the worker's stdin and stdout, one length-prefixed frame 
     runtime → worker   JSON {"connector": manifest, "udfSource": text}
     worker  → runtime  JSON {"ready": true}  or  {"error": "transform.udf: ..."}
     runtime → worker   pickle: a chunk of records as tuples          (repeated)
-    worker  → runtime  JSON: per record, a list of events to deliver, or
-                       {"stage": ..., "reason": ...} when it failed
+    worker  → runtime  per record: 0, the count of its events and each event as
+                       length-prefixed JSON; or 1, the stage and the reason it failed
 
-The runtime trusts nothing the worker says: its answers are JSON (never pickle), bounded
-in size and checked in shape. The UDF's own prints go to stderr, not into the conversation.
+Events travel as the JSON the runtime will put into the request body, so it neither
+parses nor re-encodes them. The runtime trusts nothing the worker says: the answer is
+never unpickled, is bounded in size, checked in shape, and each event is checked to be
+exactly one JSON document before it is embedded. The UDF's own prints go to stderr, not
+into the conversation.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from sluice_runtime.records import Stage
+
 HEADER = struct.Struct(">I")
+LENGTH = struct.Struct(">I")
+FAILURE = struct.Struct(">BI")  # stage index, reason length
+STAGES: tuple[Stage, ...] = ("decode", "filter", "transform")
 MAX_ANSWER = 64 << 20  # bytes of one answer the runtime reads at most
 
 
@@ -88,19 +96,29 @@ def main() -> int:
         answers: list[bytes] = []
         for fields in pickle.loads(frame):
             answers.append(_answer(process(Record(*fields))))
-        write_frame(conversation_out, b"[" + b",".join(answers) + b"]")
+        write_frame(conversation_out, b"".join(answers))
 
 
 def _answer(processed: Any) -> bytes:
     from sluice_runtime.records import RecordFailure
 
     if isinstance(processed, RecordFailure):
-        return orjson.dumps({"stage": processed.stage, "reason": processed.reason})
+        return _failure(processed.stage, processed.reason)
+    parts = [b"\x00", LENGTH.pack(len(processed))]
     try:
-        return orjson.dumps(processed, option=orjson.OPT_NON_STR_KEYS)
+        for event in processed:
+            encoded = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+            parts += (LENGTH.pack(len(encoded)), encoded)
     except TypeError as error:
-        reason = f"the UDF returned a value that is not JSON-serialisable: {error}"
-        return orjson.dumps({"stage": "transform", "reason": reason[:300]})
+        return _failure(
+            "transform", f"the UDF returned a value that is not JSON-serialisable: {error}"
+        )
+    return b"".join(parts)
+
+
+def _failure(stage: str, reason: str) -> bytes:
+    text = reason[:300].encode("utf-8", "replace")
+    return b"\x01" + FAILURE.pack(STAGES.index(stage), len(text)) + text
 
 
 if __name__ == "__main__":
