@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from sluice_runtime.records import Stage
+from sluice_runtime.records import RecordFailure, Stage
 
 HEADER = struct.Struct(">I")
 LENGTH = struct.Struct(">I")
@@ -99,13 +99,17 @@ def main() -> int:
         write_frame(conversation_out, b"".join(answers))
 
 
-def _answer(processed: Any) -> bytes:
-    from sluice_runtime.records import RecordFailure
+_ONE_EVENT = b"\x00" + LENGTH.pack(1)
 
+
+def _answer(processed: Any) -> bytes:
     if isinstance(processed, RecordFailure):
         return _failure(processed.stage, processed.reason)
-    parts = [b"\x00", LENGTH.pack(len(processed))]
     try:
+        if len(processed) == 1:  # the common case, kept short
+            encoded = orjson.dumps(processed[0], option=orjson.OPT_NON_STR_KEYS)
+            return _ONE_EVENT + LENGTH.pack(len(encoded)) + encoded
+        parts = [b"\x00", LENGTH.pack(len(processed))]
         for event in processed:
             encoded = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
             parts += (LENGTH.pack(len(encoded)), encoded)
