@@ -22,6 +22,7 @@ import pickle
 import resource
 import struct
 import sys
+from collections import deque
 from typing import Any
 
 import orjson
@@ -68,12 +69,48 @@ def make_undumpable() -> None:
 
 
 class _Worker:
+    """One worker process. Chunks are pipelined: several may be sent before the first is
+    answered (the worker answers in order), so the runtime encodes and sends the next
+    chunk while the worker runs the UDF on this one."""
+
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         assert process.stdin is not None
         assert process.stdout is not None
         self.stdin = process.stdin
         self.stdout = process.stdout
+        self.waiting: deque[asyncio.Future[bytes]] = deque()  # in the order sent
+        self.queued = 0  # records sent and not yet answered
+        self.failed: WorkerFailed | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def start_reading(self) -> None:
+        self._reader = asyncio.create_task(self._read_answers(), name="udf-answers")
+
+    async def _read_answers(self) -> None:
+        while True:
+            try:
+                answer = await self.receive()
+            except WorkerFailed as error:
+                self.fail(error)
+                return
+            if not self.waiting:
+                self.fail(WorkerFailed("it answered a chunk that was not sent"))
+                return
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_result(answer)
+
+    def fail(self, error: WorkerFailed) -> None:
+        """The worker is done for: every chunk waiting on it fails with ``error``."""
+        if self.failed is None:
+            self.failed = error
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self.process.returncode is None:
+            self.process.kill()
 
     async def send(self, payload: bytes) -> None:
         self.stdin.write(HEADER.pack(len(payload)) + payload)
@@ -97,9 +134,10 @@ class _Worker:
             return None
 
     async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+        self.fail(WorkerFailed("it was stopped"))
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.process.wait()
 
 
 class UdfPool:
@@ -114,7 +152,8 @@ class UdfPool:
         self.timeout = udf.timeout
         self.memory_limit = int(udf.memory_limit)
         self._worker: _Worker | None = None
-        self._turn = asyncio.Lock()
+        self._sending = asyncio.Lock()  # chunks are sent one after the other
+        self._turn = asyncio.Lock()  # held while a lane runs records one at a time
         self.restarts = 0
 
     async def start(self) -> None:
@@ -161,37 +200,33 @@ class UdfPool:
             if why:  # the worker's own SpecError, its field path in the text already
                 raise SpecError((), str(why))
             raise UdfStartError("the worker did not start")
+        worker.start_reading()
         return worker
 
     async def process(self, records: list[Record]) -> list[Processed]:
         """What each record produced (events, or its RecordFailure), in order."""
-        async with self._turn:
-            try:
-                return await self._run(records)
-            except WorkerFailed as error:
-                if len(records) == 1:
-                    await self._restart(records[0], str(error))
-                    return [RecordFailure("transform", f"UDF worker: {error}")]
+        try:
+            return await self._run(records)
+        except WorkerFailed as error:
+            if len(records) > 1:
                 log.warning(
                     "UDF worker failed on a chunk of %d records (%s); running them one by one",
                     len(records),
                     error,
                 )
-                await self._restart(None, str(error))
+        # One record at a time, each alone in the worker (no chunk of another lane in
+        # flight beside it), so a failure is that record's.
+        async with self._turn:
             results: list[Processed] = []
             for record in records:
                 try:
-                    results += await self._run([record])
+                    results += await self._run([record], alone=True)
                 except WorkerFailed as error:
-                    await self._restart(record, str(error))
+                    log.warning("UDF worker failed on record %s: %s", record.event_id, error)
                     results.append(RecordFailure("transform", f"UDF worker: {error}"))
             return results
 
-    async def _run(self, records: list[Record]) -> list[Processed]:
-        if self._worker is None:
-            await self._restart(None, "no worker")
-        worker = self._worker
-        assert worker is not None
+    async def _run(self, records: list[Record], alone: bool = False) -> list[Processed]:
         chunk = pickle.dumps(
             [
                 (r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
@@ -199,28 +234,52 @@ class UdfPool:
             ],
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-        deadline = self.timeout * len(records)
+        if not alone:
+            async with self._turn:  # a lane falling back to one record at a time goes first
+                pass
+        async with self._sending:
+            worker = await self._current()
+            if alone:
+                while worker.waiting:  # let what is in flight finish (or fail) first
+                    await asyncio.wait([worker.waiting[-1]])
+                worker = await self._current()
+            answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            worker.waiting.append(answered)
+            # The worker answers in order: this chunk's deadline covers those ahead of it.
+            deadline = self.timeout * (worker.queued + len(records))
+            worker.queued += len(records)
+            try:
+                await worker.send(chunk)
+            except (ConnectionError, BrokenPipeError):
+                worker.fail(WorkerFailed("its process ended"))
         try:
-            await worker.send(chunk)
-            answer = await asyncio.wait_for(worker.receive(), deadline)
+            answer = await asyncio.wait_for(asyncio.shield(answered), deadline)
         except TimeoutError:
-            raise WorkerFailed(f"took longer than {self.timeout:g}s a record") from None
-        except (ConnectionError, BrokenPipeError):
-            raise WorkerFailed("its process ended") from None
-        return _checked(answer, len(records))
+            worker.fail(WorkerFailed(f"took longer than {self.timeout:g}s a record"))
+            answer = await answered  # raises the failure
+        finally:
+            worker.queued -= len(records)
+        try:
+            return _checked(answer, len(records))
+        except WorkerFailed as error:
+            worker.fail(error)  # a worker that answers nonsense is not trusted again
+            raise
 
-    async def _restart(self, record: Record | None, why: str) -> None:
-        if self._worker is not None:
-            await self._worker.kill()
+    async def _current(self) -> _Worker:
+        """The worker to send to: a new one when the last has failed."""
+        worker = self._worker
+        if worker is not None and worker.failed is None:
+            return worker
+        if worker is not None:
+            await worker.kill()
             self._worker = None
-        if record is not None:
-            log.warning("UDF worker failed on record %s: %s; restarting it", record.event_id, why)
-        self.restarts += 1
+            self.restarts += 1
         try:
             self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
         except (TimeoutError, WorkerFailed, UdfStartError) as error:
             # It started before with the same code: this is the machine, not the record.
             raise RuntimeError(f"could not restart the UDF worker: {error!r}") from error
+        return self._worker
 
     async def close(self) -> None:
         if self._worker is not None:
