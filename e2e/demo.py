@@ -11,6 +11,7 @@ everything it started.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -84,13 +85,10 @@ def process(
 
 
 def main() -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     from e2e.localpod import LocalPod
     from sluice_operator.builders import runtime_name
     from sluice_operator.kube import Kube, load_configuration, resource_path
-    from sluice_operator.testing import condition_of, install_crd
+    from testkit.operator_harness import condition_of, install_crd
 
     manifest: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
@@ -105,17 +103,14 @@ def main() -> None:
 
         say("installing the Connector CRD (sluice crd)")
         install_crd(kube)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+        _create_topic(bootstrap, topic)
 
         say("starting the demo function on 127.0.0.1:8080; it prints each invocation")
         function = stack.enter_context(
             process(
                 [
                     str(BIN / "python"),
-                    "-m",
-                    "sluice_runtime.testing.function_server",
+                    str(ROOT / "testkit" / "function_server.py"),
                     "--port",
                     "8080",
                     "--print",
@@ -171,11 +166,8 @@ def main() -> None:
         time.sleep(2)  # the consumer joins its group
 
         say("producing 3 records to topic quickstart")
-        producer = Producer({"bootstrap.servers": bootstrap})
         started = time.time()
-        for n in (1, 2, 3):
-            producer.produce(topic, value=f'{{"n": {n}, "message": "hello {n}"}}')
-        producer.flush(10)
+        _produce(bootstrap, topic, [f'{{"n": {n}, "message": "hello {n}"}}' for n in (1, 2, 3)])
         say(
             "expect: one request with 2 records now (maxMessages: 2), "
             "one with 1 record about 10 s later (maxInterval: 10s)"
@@ -189,6 +181,34 @@ def main() -> None:
         print(f"  the Connector's status:    KUBECONFIG={kubeconfig} kubectl get connectors -A")
         print("  every field:               docs/reference.md; more examples in examples/")
         say("stopping what the demo started")
+
+
+# The demo's own Kafka clients live only inside these two functions: a client still open when
+# the demo stops the broker it started makes librdkafka print a screen of "Connection
+# refused" lines. Each client is destroyed when its function returns (nothing else refers to
+# it), so by the time the ExitStack stops anything, only the runtime and the operator (child
+# processes, stopped first) have connections. Like the runtime's and the operator's clients,
+# they log through Python logging: warnings and errors still reach the screen, librdkafka's
+# notices (such as "Purging 1 unserved events" when an admin client closes) do not.
+KAFKA_LOG = logging.getLogger("demo.kafka")
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
+    if topic not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+
+
+def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
+    for value in values:
+        producer.produce(topic, value=value)
+    if producer.flush(10):
+        raise SystemExit("demo: the records were not delivered to Kafka within 10 s")
 
 
 def _ready(port: int) -> bool:

@@ -13,11 +13,12 @@ that the shared key's parts are matched together, against one element.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sluice_runtime.patterns.errors import InvalidPattern, PatternError, join_path
+from sluice_runtime.errors import as_path
+from sluice_runtime.patterns.errors import InvalidPattern, Location, PatternError
 from sluice_runtime.patterns.kinds import (
     MISSING,
     TABLE_TYPES,
@@ -33,32 +34,31 @@ OR_KEY = "$or"
 
 
 def compile_pattern(
-    pattern: dict[str, Any], where: str = "filter.pattern"
+    pattern: dict[str, Any], where: str | Sequence[str | int] = "filter.pattern"
 ) -> Callable[[Any], bool]:
     """Validate ``pattern`` and compile it into ``matches(event) -> bool``.
 
-    Raises :class:`PatternError` naming the offending path under ``where``.
+    Raises :class:`PatternError` naming the offending path under ``where`` (a field path,
+    or a dotted name such as ``"spec.filter.pattern"``).
     """
     try:
-        return _compile_root(pattern, "")
+        return _compile_root(pattern, ())
     except InvalidPattern as invalid:
-        raise PatternError.from_invalid(where, invalid) from None
+        raise PatternError.from_invalid(as_path(where), invalid) from None
 
 
 def compile_patterns(
-    patterns: list[dict[str, Any]], where: str = "filter.patterns"
+    patterns: list[dict[str, Any]], where: str | Sequence[str | int] = "filter.patterns"
 ) -> Callable[[Any], bool]:
     """Several patterns; an event matches when any of them does."""
     if not isinstance(patterns, list) or not patterns:
         raise PatternError(
-            where, "", None, f"needs a non-empty array of patterns, not {show(patterns)}", ""
+            as_path(where), (), None, f"needs a non-empty array of patterns, not {show(patterns)}"
         )
     try:
-        matchers = tuple(
-            _compile_root(pattern, f"[{index}]") for index, pattern in enumerate(patterns)
-        )
+        matchers = tuple(_compile_root(pattern, (index,)) for index, pattern in enumerate(patterns))
     except InvalidPattern as invalid:
-        raise PatternError.from_invalid(where, invalid) from None
+        raise PatternError.from_invalid(as_path(where), invalid) from None
     if len(matchers) == 1:
         return matchers[0]
 
@@ -72,7 +72,7 @@ def compile_patterns(
     return matches_any
 
 
-def _compile_root(pattern: Any, location: str) -> Check:
+def _compile_root(pattern: Any, location: Location) -> Check:
     if not isinstance(pattern, dict):
         raise InvalidPattern(location, None, f"must be a JSON object, not {show(pattern)}")
     return _compile_node(_normalize(_parse_object(pattern, location), _Budget(location)))
@@ -88,12 +88,12 @@ class _Node:
     groups: list[list[_Node]]
 
 
-def _parse_object(pattern: dict[str, Any], location: str) -> _Node:
+def _parse_object(pattern: dict[str, Any], location: Location) -> _Node:
     if not pattern:
         raise InvalidPattern(location, None, "must have at least one field, not {}")
     node = _Node([], [])
     for key, sub_pattern in pattern.items():
-        here = join_path(location, str(key))
+        here = (*location, key)
         if key == OR_KEY:
             node.groups.append(_parse_or(sub_pattern, location))
         elif isinstance(sub_pattern, list):
@@ -109,7 +109,7 @@ def _parse_object(pattern: dict[str, Any], location: str) -> _Node:
     return node
 
 
-def _parse_or(alternatives: Any, location: str) -> list[_Node]:
+def _parse_or(alternatives: Any, location: Location) -> list[_Node]:
     if (
         not isinstance(alternatives, list)
         or len(alternatives) < 2
@@ -120,9 +120,8 @@ def _parse_or(alternatives: Any, location: str) -> list[_Node]:
             OR_KEY,
             f"needs an array of at least 2 pattern objects, not {show(alternatives)}",
         )
-    or_location = join_path(location, OR_KEY)
     return [
-        _parse_object(alternative, f"{or_location}[{index}]")
+        _parse_object(alternative, (*location, OR_KEY, index))
         for index, alternative in enumerate(alternatives)
     ]
 
@@ -134,7 +133,7 @@ MAX_OR_COMBINATIONS = 1024
 
 
 class _Budget:
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: Location) -> None:
         self.location = location
         self.left = MAX_OR_COMBINATIONS
 

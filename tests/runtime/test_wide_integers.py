@@ -1,0 +1,85 @@
+"""Integers beyond 64 bits arrive at the function with their value, whether the Connector
+passes records through, filters them, or transforms them with a template or a UDF; and the
+filter compares them exactly (2**64 does not match 2**64 + 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from testkit.function_server import ThreadedFunctionServer
+from tests.support import RuntimeThread, connector_manifest, produce, wait_for
+
+pytestmark = pytest.mark.integration
+
+TWO_64 = 18446744073709551616
+# The id is what the filter selects on; the rest are values a decode through float changes.
+RECORDS = [
+    ("wanted", b'{"id": 18446744073709551617, "neg": -9223372036854775809, "huge": %d}' % 10**30),
+    ("near", b'{"id": 18446744073709551616, "neg": -1, "huge": 0}'),
+    ("plain", b'{"id": 1, "neg": -1, "huge": 0}'),
+]
+WANTED = {"id": TWO_64 + 1, "neg": -(2**63) - 1, "huge": 10**30}
+
+UDF = """
+def handle_message(event, context):
+    value = event["value"]
+    return {"id": value["id"], "neg": value["neg"], "huge": value["huge"], "next": value["id"] + 1}
+"""
+
+TRANSFORMS: dict[str, tuple[dict[str, Any] | None, Callable[[Any], Any]]] = {
+    "none": (None, lambda data: data["value"]),
+    "template": (
+        {
+            "template": {
+                "template": '{"id": <$.value.id>, "neg": <$.value.neg>, "huge": <$.value.huge>}'
+            }
+        },
+        lambda data: data,
+    ),
+    "udf": ({"udf": {"source": UDF}}, lambda data: data),
+}
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_wide_integers_reach_the_function_unchanged(
+    kafka_bootstrap: str, make_topic: Callable[..., str], transform: str
+) -> None:
+    topic = make_topic()
+    produce(kafka_bootstrap, topic, RECORDS)
+    spec, payload = TRANSFORMS[transform]
+    with ThreadedFunctionServer() as function:  # it parses bodies with exact integers
+        manifest = connector_manifest(
+            f"wide-{transform}",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            filter={"pattern": {"value": {"id": [{"numeric": [">", TWO_64]}, 7]}}},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+            **({"transform": spec} if spec else {}),
+        )
+        with RuntimeThread(manifest) as runtime:
+            wait_for(lambda: function.event_count >= 1, 30, "the wanted record")
+            wait_for(
+                lambda: runtime.runtime.metrics.filtered._value.get() >= 2,
+                30,
+                "the two others filtered",
+            )
+        received = [payload(event["data"]) for event in function.events()]
+    expected = {**WANTED, "next": TWO_64 + 2} if transform == "udf" else WANTED
+    assert received == [expected]
+    assert all(type(number) is int for number in received[0].values())
+
+
+def test_pass_through_keeps_wide_integers(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic()
+    produce(kafka_bootstrap, topic, RECORDS[:1])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest("wide-pass", kafka_bootstrap, topic, function.url)
+        with RuntimeThread(manifest):
+            wait_for(lambda: function.event_count >= 1, 30, "the record")
+        assert [event["data"]["value"] for event in function.events()] == [WANTED]
