@@ -8,13 +8,15 @@ BIN := $(VENV)/bin
 PY_SOURCES := operator runtime tests e2e bench conftest.py
 
 .PHONY: help venv lint format test unit bench kafka-up kafka-down cluster-up cluster-down \
-        infra clean-cache demo
+        node-up node-down image infra clean-cache demo
 
 help:
 	@echo "make test          install everything needed, then lint, type-check and run all tests"
 	@echo "make bench         run the benchmarks against a real broker (figures in bench-results/)"
 	@echo "make kafka-up      start the local Kafka broker (127.0.0.1:19092); kafka-down stops it"
 	@echo "make cluster-up    start the local Kubernetes API server; cluster-down stops it"
+	@echo "make node-up       join a real node (containerd, kubelet) to it; node-down stops it"
+	@echo "make image         build the Sluice image without Docker (OCI layout, cached)"
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -61,8 +63,15 @@ cluster-up:
 	@scripts/cluster.sh up
 cluster-down:
 	@scripts/cluster.sh down
+node-up:
+	@scripts/node.sh up
+node-down:
+	@scripts/node.sh down
+image:
+	@scripts/image.sh build
 
 clean-cache:
+	@scripts/node.sh clean
 	@scripts/kafka.sh clean
 	@scripts/cluster.sh clean
 
