@@ -20,14 +20,15 @@ source "$(dirname "$0")/lib.sh"
 
 REPOSITORY="${SLUICE_IMAGE_REPOSITORY:-sluice.local/sluice}"
 SUITE=bookworm
-# What the Dockerfile's python:3.11-slim-bookworm base provides that Sluice uses at run time.
-BASE_PACKAGES="python3,ca-certificates"
+# What the Dockerfile's python:3.11-slim-bookworm base provides that Sluice uses at run time
+# (libstdc++6: pysimdjson's extension is C++; the slim image has it through apt).
+BASE_PACKAGES="python3,ca-certificates,libstdc++6"
 # usrmerge (and through it perl) is pulled in by the bootstrap only; nothing runs it later.
 BASE_PURGE="usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl
 perl-modules-5.36 libperl5.36"
 IMAGE_DIR="$SLUICE_TOOLS_CACHE/image"
 LAYOUT="$IMAGE_DIR/oci"
-BASE_TAG="base-$SUITE-py311-v1"
+BASE_TAG="base-$SUITE-py311-v2"
 
 source_hash() {
   # The image's tag: the contents of what goes into the wheel (committed or not), hashed, so
@@ -122,7 +123,13 @@ cmd_build() {
     # What the Dockerfile'"'"'s useradd writes (the essential variant has no useradd).
     echo "sluice:x:65532:65532::/home/sluice:/usr/sbin/nologin" >>/etc/passwd
     echo "sluice:!:20000:0:99999:7:::" >>/etc/shadow
-    echo "sluice:x:65532:" >>/etc/group' \
+    echo "sluice:x:65532:" >>/etc/group
+    # Every module loads (compiled extensions find their libraries); test helpers aside.
+    python3 -c "import importlib, pkgutil, sluice_operator, sluice_runtime
+for package in (sluice_operator, sluice_runtime):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + \".\"):
+        if \".testing\" not in module.name:
+            importlib.import_module(module.name)"' \
     >"$IMAGE_DIR/install.log" 2>&1 || die "installing the wheels failed; see $IMAGE_DIR/install.log"
   rm -rf "$work/rootfs/tmp/wheels" "$work/rootfs/root/.cache"
   find "$work/rootfs/usr/local/lib" -name __pycache__ -type d -prune -exec rm -rf {} +

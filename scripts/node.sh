@@ -11,6 +11,7 @@
 #   scripts/node.sh import TAR   load an image archive (docker-archive) into the node
 #   scripts/node.sh has-image R  exit 0 when the node holds image reference R
 #   scripts/node.sh check        say whether this machine can run the node at all
+#   scripts/node.sh check-cluster  say whether the cluster can take the node
 #
 # What the machine needs: root, cgroups (v1 or v2) with the memory, cpu and pids
 # controllers, overlayfs, network namespaces, veth and bridge devices, iptables (nf_tables
@@ -481,6 +482,7 @@ cmd_import() {
 
 case "${1:-}" in
 check) cmd_check ;;
+check-cluster) check_cluster ;;
 build) cmd_build ;;
 up) cmd_up ;;
 down) cmd_down ;;
