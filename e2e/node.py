@@ -37,7 +37,8 @@ def _node_environment(kubeconfig: str, kafka_bootstrap: str) -> dict[str, str]:
     return {
         **os.environ,
         "SLUICE_NODE_CLUSTER_DIR": str(Path(kubeconfig).resolve().parent),
-        "SLUICE_NODE_HOST_PORTS": kafka_port,
+        # The broker, and the quickstart's function on 127.0.0.1:8080 (make demo).
+        "SLUICE_NODE_HOST_PORTS": f"{kafka_port} 8080",
     }
 
 

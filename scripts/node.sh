@@ -24,7 +24,8 @@
 # scripts/node/cni-host-ports: the local broker advertises 127.0.0.1).
 #
 # Environment: SLUICE_NODE_CLUSTER_DIR (the cluster's state folder with kubeconfig and pki/;
-# default .cache/local-cluster of this checkout), SLUICE_NODE_HOST_PORTS (default "19092"),
+# default .cache/local-cluster of this checkout), SLUICE_NODE_HOST_PORTS (default "19092 8080":
+# the quickstart's broker and function),
 # SLUICE_NODE_POD_SUBNET (default 10.89.0.0/24), SLUICE_NODE_KUBELET_PORT (default 20250).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -36,7 +37,7 @@ DIR="$SLUICE_STATE/node"
 CLUSTER_DIR="${SLUICE_NODE_CLUSTER_DIR:-$SLUICE_STATE/local-cluster}"
 CLUSTER_PKI="$CLUSTER_DIR/pki"
 CLUSTER_KUBECONFIG="$CLUSTER_DIR/kubeconfig"
-HOST_PORTS="${SLUICE_NODE_HOST_PORTS:-19092}"
+HOST_PORTS="${SLUICE_NODE_HOST_PORTS:-19092 8080}"
 POD_SUBNET="${SLUICE_NODE_POD_SUBNET:-10.89.0.0/24}"
 POD_GATEWAY="${POD_SUBNET%.*}.1"
 BRIDGE=sluice0
