@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import yaml
 
 from e2e.localpod import LocalPod
-from e2e.node import running_node, unavailable_reason
+from e2e.node import admit, running_node, unavailable_reason
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
 from sluice_operator.testing import condition_of
@@ -239,6 +239,8 @@ def run_on_pods(
     repository, tag = node.image.rsplit(":", 1)
     say(f"helm install sluice charts/sluice (namespace sluice-system, image {node.image})")
     common = ["--kubeconfig", kubeconfig, "--namespace", "sluice-system"]
+    for admitted in ("sluice-system", namespace):  # the node takes only their pods
+        admit(kubeconfig, admitted)
     subprocess.run([helm, "uninstall", "sluice", *common], capture_output=True, check=False)
     settings = {
         "crd.install": "false",  # installed above, as the CRD the tests share
@@ -248,7 +250,7 @@ def run_on_pods(
     }
     chart = str(ROOT / "charts" / "sluice")
     installed = subprocess.run(
-        [helm, "install", "sluice", chart, *common, "--create-namespace", "--wait"]
+        [helm, "install", "sluice", chart, *common, "--wait"]
         + [item for key, value in settings.items() for item in ("--set", f"{key}={value}")],
         stdout=(work / "helm.log").open("wb"),
         stderr=subprocess.STDOUT,

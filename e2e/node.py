@@ -99,6 +99,13 @@ def running_node(kubeconfig: str, kafka_bootstrap: str) -> Iterator[Node]:
             subprocess.run([SCRIPTS / "node.sh", "down"], capture_output=True, env=env, check=False)
 
 
+def admit(kubeconfig: str, namespace: str) -> None:
+    """Lets the pods of ``namespace`` (created if missing) run on the node: it is tainted so
+    that no other pod of the shared test cluster lands there."""
+    env = {**os.environ, "SLUICE_NODE_CLUSTER_DIR": str(Path(kubeconfig).resolve().parent)}
+    _run([SCRIPTS / "node.sh", "admit", namespace], env, timeout=60)
+
+
 def pod_logs(namespace: str) -> str:
     """The last lines each container of the namespace's pods wrote (for failure messages)."""
     parts = []

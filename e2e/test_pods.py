@@ -19,7 +19,7 @@ import pytest
 import yaml
 from tests.support import produce
 
-from e2e.node import Node, NodeError, pod_logs, running_node, unavailable_reason
+from e2e.node import Node, NodeError, admit, pod_logs, running_node, unavailable_reason
 from sluice_operator.builders import runtime_name, selector_string
 from sluice_operator.kube import Kube, resource_path
 from sluice_operator.testing import eventually
@@ -97,6 +97,7 @@ def test_chart_and_quickstart_on_real_pods(
     make_topic: Callable[..., str],
 ) -> None:
     repository, tag = node.image.rsplit(":", 1)
+    admit(kubeconfig, namespace)
     install = subprocess.run(
         [
             helm,

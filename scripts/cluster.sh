@@ -83,6 +83,9 @@ cmd_build() {
 PKI="$DIR/pki"
 
 # Bumped whenever make_pki's certificates change, so an older set is made again.
+# PodTolerationRestriction (below) lets a namespace opt in to the node of scripts/node.sh,
+# whose taint keeps every other pod off it (tests that play the kubelet's part for pods
+# with no node go on doing so while a node runs).
 PKI_GENERATION=2
 
 make_pki() {
@@ -205,7 +208,7 @@ cmd_up() {
     --client-ca-file "$PKI/ca.crt" --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
-    --endpoint-reconciler-type none
+    --enable-admission-plugins PodTolerationRestriction --endpoint-reconciler-type none
   rc=0
   wait_until 120 "kube-apiserver" "$DIR/kube-apiserver.pid" apiserver_ready || rc=$?
   started_or_die "$rc" kube-apiserver

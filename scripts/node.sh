@@ -8,6 +8,7 @@
 #                                prints the machine's address on the pod network
 #   scripts/node.sh down         stop every pod, the kubelet, the scheduler and containerd
 #   scripts/node.sh status       say whether it runs
+#   scripts/node.sh admit NS     let the pods of namespace NS run on the node (it is tainted)
 #   scripts/node.sh import TAR   load an image archive (docker-archive) into the node
 #   scripts/node.sh has-image R  exit 0 when the node holds image reference R
 #   scripts/node.sh check        say whether this machine can run the node at all
@@ -46,6 +47,7 @@ KUBELET_HEALTHZ_PORT=$((KUBELET_PORT - 2))
 # The `kubernetes` Service: the first address of scripts/cluster.sh's service range.
 SERVICE_IP=10.0.0.1
 NAT_CHAIN=SLUICE-NODE
+TAINT_KEY=sluice.dev/local-node
 PAUSE_IMAGE="sluice.local/pause:3.10"
 PAUSE_TAR="$SLUICE_TOOLS_CACHE/node-images/pause-3.10.tar"
 SOCKET="$DIR/containerd.sock"
@@ -156,12 +158,12 @@ EOF
 }
 
 api() {
-  # api METHOD PATH [BODY]: the API server, as the cluster's administrator.
+  # api METHOD PATH [BODY [merge]]: the API server, as the cluster's administrator.
   local server
   server="$(sed -n 's/^ *server: *//p' "$CLUSTER_KUBECONFIG" | head -1)"
   curl -sS --max-time 10 --cacert "$CLUSTER_PKI/ca.crt" --cert "$CLUSTER_PKI/admin.crt" \
-    --key "$CLUSTER_PKI/admin.key" -X "$1" -H 'Content-Type: application/json' \
-    ${3:+--data "$3"} "$server$2"
+    --key "$CLUSTER_PKI/admin.key" -X "$1" \
+    -H "Content-Type: application/${4:+$4-patch+}json" ${3:+--data "$3"} "$server$2"
 }
 
 check_cluster() {
@@ -314,6 +316,9 @@ resolvConf: /etc/resolv.conf
 # The kubelet's own score; lowering it needs CAP_SYS_RESOURCE, which some sandboxes lack.
 oomScoreAdj: 0
 registerNode: true
+# Only pods of namespaces that opt in (scripts/node.sh admit NAMESPACE) run here; the rest
+# stay unscheduled, as on a control plane without nodes.
+registerWithTaints: [{key: "$TAINT_KEY", effect: NoSchedule}]
 maxPods: 30
 EOF
 }
@@ -475,6 +480,20 @@ cmd_status() {
   fi
 }
 
+cmd_admit() {
+  # Pods of the namespace tolerate the node's taint (the PodTolerationRestriction admission
+  # plugin adds the namespace's default tolerations to each pod).
+  [ -n "${1:-}" ] || die "usage: $0 admit NAMESPACE"
+  local patch
+  patch="$(python3 -c 'import json, sys
+toleration = {"key": sys.argv[1], "operator": "Exists", "effect": "NoSchedule"}
+annotation = {"scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([toleration])}
+print(json.dumps({"metadata": {"annotations": annotation}}))' "$TAINT_KEY")"
+  api GET "/api/v1/namespaces/$1" | grep -q '"kind": "Namespace"' ||
+    api POST /api/v1/namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\"}}" >/dev/null
+  api PATCH "/api/v1/namespaces/$1" "$patch" merge >/dev/null
+}
+
 cmd_import() {
   [ -f "${1:-}" ] || die "usage: $0 import ARCHIVE.tar"
   pid_alive "$(read_pid "$DIR/node.pid")" || die "the node is not running; make node-up"
@@ -489,6 +508,7 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 import) cmd_import "${2:-}" ;;
+admit) check_cluster && cmd_admit "${2:-}" ;;
 has-image) ctr_ images ls -q 2>/dev/null | grep -qx "${2:-}" ;;
 inner-run) inner_run ;;
 clean)
