@@ -6,6 +6,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY runtime ./runtime
+COPY cli ./cli
 # Wheels only: confluent-kafka, orjson and pydantic-core ship manylinux wheels, so the final
 # stage needs no compiler.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -110,7 +110,7 @@ def kube_api(kubeconfig: str) -> object:
     from kubernetes import client, config
 
     configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 
@@ -119,7 +119,7 @@ def kube(kubeconfig: str) -> Iterator[Any]:
     """The operator's own API client (``sluice_operator.kube.Kube``), with the Connector
     CRD installed."""
     from sluice_operator.kube import Kube, load_configuration
-    from sluice_operator.testing import install_crd
+    from testkit.operator_harness import install_crd
 
     client = Kube(load_configuration(kubeconfig))
     install_crd(client)
@@ -133,7 +133,7 @@ def namespace(kube_api: object) -> Iterator[str]:
     finishes the deletion)."""
     from kubernetes import client
 
-    core = client.CoreV1Api(kube_api)  # type: ignore[arg-type]
+    core = client.CoreV1Api(kube_api)
     name = unique_name("test")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name

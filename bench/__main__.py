@@ -21,20 +21,27 @@ from bench.report import Row, Target, console_table, load_average, write_reports
 ROWS = (
     "throughput-batch100",
     "throughput-one-per-request",
+    "throughput-udf",
     "latency-realtime",
     "memory-slow-sink",
+    "memory-large-records",
     "patterns",
     "transforms",
     "http-client",
 )
-KAFKA_ROWS = frozenset(ROWS[:4])
+KAFKA_ROWS = frozenset(ROWS[:7])
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
+    "throughput-udf": (Target(">=", 80_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
+    "memory-large-records": (Target("<", 256.0), "MB"),
     "patterns": (Target(">=", 1_000_000), "evals/s"),
     "transforms": (Target(">=", 300_000), "transforms/s"),
 }
+
+
+TRIVIAL_UDF = "def handle_message(event, context):\n    return event['value']\n"
 
 
 def _log(message: str) -> None:
@@ -200,10 +207,30 @@ def _run_kafka_rows(
                             None,
                         ),
                     )
+                if "throughput-udf" in names:
+                    records = 30_000 if args.quick else 300_000
+                    attempt(
+                        "throughput-udf",
+                        lambda: throughput_row(
+                            ctx,
+                            "throughput-udf",
+                            f"{records:,} records as throughput-batch100, through a trivial "
+                            "Python UDF (returns the record's value) in its worker process",
+                            records,
+                            {"maxMessages": 100, "maxInterval": "100ms"},
+                            Target(">=", 80_000),
+                            extra={"transform": {"udf": {"source": TRIVIAL_UDF}}},
+                        ),
+                    )
                 if "latency-realtime" in names:
                     attempt("latency-realtime", lambda: latency_row(ctx))
                 if "memory-slow-sink" in names:
                     attempt("memory-slow-sink", lambda: memory_row(ctx))
+                if "memory-large-records" in names:
+                    attempt(
+                        "memory-large-records",
+                        lambda: memory_row(ctx, name="memory-large-records", large=True),
+                    )
             finally:
                 kafka.cleanup()
                 kafka.close()

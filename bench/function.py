@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sluice_runtime.testing.function_server import FunctionServer, Received
+from testkit.function_server import FunctionServer, Received
 
 
 class Counting:

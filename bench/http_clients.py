@@ -1,6 +1,6 @@
 """HTTP client comparison for the sink: plain httpx, httpx on the aiohttp transport
 (httpx-aiohttp), raw aiohttp and what the sink ships (``sluice``: an ``httpx.Request``
-handed straight to ``sluice_runtime.http.LeanTransport``), posting a real ~50 KB
+handed straight to ``sluice_runtime.transport.LeanTransport``), posting a real ~50 KB
 cloudevents-batch body to the benchmark's function server (another process)
 at several concurrencies.
 
@@ -34,9 +34,9 @@ BODY_RECORDS = 80  # ≈ 50 KB of cloudevents-batch
 def request_body(records: int = BODY_RECORDS) -> bytes:
     """The body the sink would send for ``records`` ~200-byte records."""
     from bench.kafka import KEYS, wide_value
-    from sluice_runtime.envelope import Record, build_envelope
+    from sluice_runtime.envelope import build_envelope
     from sluice_runtime.payload import build_request
-    from sluice_runtime.window import Item
+    from sluice_runtime.records import Event, Record
 
     now = int(time.time() * 1000)
     items = []
@@ -44,7 +44,7 @@ def request_body(records: int = BODY_RECORDS) -> bytes:
         record = Record(
             "ad-views", 3, 1000 + offset, now, KEYS[offset % len(KEYS)], wide_value(offset, now)
         )
-        items.append(Item(record, build_envelope(record)))
+        items.append(Event(record, build_envelope(record)))
     return build_request(items, "cloudevents-batch", "/namespaces/bench/connectors/bench").body
 
 
@@ -74,7 +74,7 @@ async def _client(
     if kind == "sluice":
         import httpx
 
-        from sluice_runtime.http import LeanTransport, timeout_extension
+        from sluice_runtime.transport import LeanTransport, timeout_extension
 
         transport = LeanTransport(max_connections=concurrency)
         target, extensions = httpx.URL(url), timeout_extension(30.0)

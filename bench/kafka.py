@@ -35,6 +35,14 @@ def wide_value(i: int, now_ms: int) -> bytes:
     return WIDE_VALUE % (user, user, 1000 + i % 9000, now_ms)
 
 
+LARGE_VALUE = b'{"user": {"id": %d}, "blob": "' + b"x" * 50_000 + b'", "timestamp": %d}'
+
+
+def large_value(i: int, now_ms: int) -> bytes:
+    """~50 KB: a record the size of a document or an image reference with its metadata."""
+    return LARGE_VALUE % (i % 1000, now_ms)
+
+
 def small_value(i: int, now_ms: int) -> bytes:
     return SMALL_VALUE % (i % 1000, now_ms)
 

@@ -8,7 +8,7 @@ from bench.report import Row, Target
 
 
 def patterns_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
-    from sluice_runtime.patterns.bench import bench_patterns
+    from bench.patterns import bench_patterns
 
     row = Row(
         "patterns",
@@ -31,7 +31,7 @@ def patterns_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
 
 
 def transforms_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
-    from sluice_runtime.transform.bench import bench_transforms
+    from bench.transforms import bench_transforms
 
     row = Row(
         "transforms",

@@ -1,4 +1,4 @@
-"""Runs one Sluice runtime (``sluice_runtime.app.Runtime``) for the benchmark, as
+"""Runs one Sluice runtime (``sluice_runtime.app.DataPlane``) for the benchmark, as
 ``sluice run -f`` would, with a few extras for measuring it from outside.
 
     python -m bench.runner -f connector.yaml [--grace S] [--profile out.prof]
@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 
 from sluice_runtime import source
-from sluice_runtime.app import Runtime, tune_garbage_collector
+from sluice_runtime.app import DataPlane, tune_garbage_collector
 from sluice_runtime.config import load_connector_file
 from sluice_runtime.logs import setup_logging
 from sluice_runtime.metrics import Metrics
 
 
-async def _announce(runtime: Runtime) -> None:
+async def _announce(runtime: DataPlane) -> None:
     last = -1
     port_told = False
     while True:
@@ -66,9 +66,9 @@ def _summary(metrics: Metrics) -> dict[str, Any]:
 
 def _profile_kafka_threads(profiles: list[cProfile.Profile]) -> None:
     """cProfile only sees the thread that enabled it: wrap each poll thread's body."""
-    original = source.KafkaSource._run
+    original = source.KafkaReader._run
 
-    def profiled(self: source.KafkaSource) -> None:
+    def profiled(self: source.KafkaReader) -> None:
         profile = cProfile.Profile()
         profiles.append(profile)
         profile.enable()
@@ -77,7 +77,7 @@ def _profile_kafka_threads(profiles: list[cProfile.Profile]) -> None:
         finally:
             profile.disable()
 
-    setattr(source.KafkaSource, "_run", profiled)  # noqa: B010 (a method, on purpose)
+    setattr(source.KafkaReader, "_run", profiled)  # noqa: B010 (a method, on purpose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     connector = load_connector_file(args.file)
     setup_logging(connector.spec.runtime.log_level, json=True)
-    runtime = Runtime(
+    runtime = DataPlane(
         connector,
         base_dir=Path(args.file).resolve().parent,
         metrics_port=args.metrics_port,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.kafka import Kafka, PacedProducer, small_value, wide_value
+from bench.kafka import Kafka, PacedProducer, large_value, small_value, wide_value
 from bench.procs import BenchError, Child
 from bench.report import Row, Target
 
@@ -46,9 +46,15 @@ class Context:
 
 
 def manifest(
-    name: str, bootstrap: str, topic: str, group: str, sink: str, window: dict[str, Any]
+    name: str,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    sink: str,
+    window: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "Connector",
         "metadata": {"name": name, "namespace": "bench"},
@@ -66,6 +72,8 @@ def manifest(
             "delivery": {"ordering": "ordered"},
         },
     }
+    body["spec"].update(extra or {})
+    return body
 
 
 @contextlib.contextmanager
@@ -86,10 +94,12 @@ def start_runtime(
     window: dict[str, Any],
     grace: float = 10.0,
     profile: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Child:
     group = ctx.kafka.group(tag)
     path = ctx.work / f"{tag}.json"
-    path.write_text(json.dumps(manifest(tag, ctx.kafka.bootstrap, topic, group, url, window)))
+    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra)
+    path.write_text(json.dumps(body))
     args = ["-f", str(path), "--grace", str(grace)]
     if profile is not None:
         args += ["--profile", str(profile)]
@@ -150,10 +160,11 @@ def throughput_pass(
     records: int,
     window: dict[str, Any],
     profile: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     with function_server(ctx, tag) as (function, url):
         started = time.time()
-        with start_runtime(ctx, tag, topic, url, window, profile=profile) as runtime:
+        with start_runtime(ctx, tag, topic, url, window, profile=profile, extra=extra) as runtime:
             runtime.expect(f"assigned {PARTITIONS}", 60)
             cpu_assigned = runtime.cpu_seconds() or 0.0
             fn_cpu_assigned = function.cpu_seconds() or 0.0
@@ -210,9 +221,13 @@ def throughput_row(
     window: dict[str, Any],
     target: Target | None,
     profile: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> Row:
+    """``extra``: more of the Connector's spec (a transform, say)."""
     row = Row(name, description, "records_per_s", "records/s", target, also=THROUGHPUT_ALSO)
     row.details["window"] = window
+    if extra:
+        row.details["spec"] = extra
     row.details["records"] = records
     row.details["partitions"] = PARTITIONS
     topic = ctx.kafka.create_topic(PARTITIONS, prefix=f"bench-{name}")
@@ -229,7 +244,9 @@ def throughput_row(
     )
     summaries = []
     for index in range(ctx.repeat):
-        figures, summary = throughput_pass(ctx, f"{name}-{index + 1}", topic, records, window)
+        figures, summary = throughput_pass(
+            ctx, f"{name}-{index + 1}", topic, records, window, extra=extra
+        )
         row.runs.append(figures)
         summaries.append(summary)
         _progress(ctx, f"run {index + 1}/{ctx.repeat}", figures)
@@ -329,14 +346,26 @@ def latency_row(ctx: Context) -> Row:
     return row
 
 
-def memory_row(ctx: Context, records: int | None = None, seconds: float | None = None) -> Row:
-    records = records or (200_000 if ctx.quick else 1_000_000)
+def memory_row(
+    ctx: Context,
+    records: int | None = None,
+    seconds: float | None = None,
+    *,
+    name: str = "memory-slow-sink",
+    large: bool = False,
+) -> Row:
+    """Peak RSS while records wait for a slow function: small records (1,000,000 of ~90
+    bytes) or, with ``large``, 20,000 of ~50 KB."""
+    records = records or (
+        (5_000 if large else 200_000) if ctx.quick else (20_000 if large else 1_000_000)
+    )
     seconds = seconds or (10.0 if ctx.quick else 30.0)
     window = {"maxMessages": 100, "maxInterval": "100ms"}
+    kind = "~50 KB" if large else "small"
     row = Row(
-        "memory-slow-sink",
-        f"peak RSS of the runtime with {records:,} records waiting and a function that "
-        f"takes 1 s per request, over {seconds:.0f}s",
+        name,
+        f"peak RSS of the runtime with {records:,} {kind} records waiting and a function "
+        f"that takes 1 s per request, over {seconds:.0f}s",
         "peak_rss_mb",
         "MB",
         Target("<", 256.0),
@@ -348,9 +377,9 @@ def memory_row(ctx: Context, records: int | None = None, seconds: float | None =
         },
     )
     row.details.update(window=window, records=records, seconds=seconds, partitions=PARTITIONS)
-    topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-memory")
-    ctx.log(f"  producing {records:,} small records to {topic}")
-    produced = ctx.kafka.produce_bulk(topic, records, small_value)
+    topic = ctx.kafka.create_topic(PARTITIONS, prefix=f"bench-{name}")
+    ctx.log(f"  producing {records:,} {kind} records to {topic}")
+    produced = ctx.kafka.produce_bulk(topic, records, large_value if large else small_value)
     row.details["produce"] = {
         "seconds": round(produced.seconds, 2),
         "records_per_s": round(produced.rate),
@@ -359,7 +388,7 @@ def memory_row(ctx: Context, records: int | None = None, seconds: float | None =
     ctx.log(f"  produced in {produced.seconds:.1f}s ({produced.rate:,.0f}/s)")
     timelines = []
     for index in range(ctx.repeat):
-        tag = f"memory-slow-sink-{index + 1}"
+        tag = f"{name}-{index + 1}"
         with (
             function_server(ctx, tag, delay=1.0) as (function, url),
             start_runtime(ctx, tag, topic, url, window, grace=2.0) as runtime,

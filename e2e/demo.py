@@ -17,6 +17,7 @@ closes the window. Then it stops everything it started.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from e2e.localpod import LocalPod
 from e2e.node import admit, running_node, unavailable_reason
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
-from sluice_operator.testing import condition_of
+from testkit.operator_harness import condition_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -101,11 +102,8 @@ def process(
 
 
 def main() -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     from sluice_operator.kube import Kube, load_configuration
-    from sluice_operator.testing import install_crd
+    from testkit.operator_harness import install_crd
 
     manifest: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     topic = manifest["spec"]["source"]["kafka"]["topics"][0]
@@ -121,17 +119,14 @@ def main() -> None:
 
         say("installing the Connector CRD (sluice crd)")
         install_crd(kube)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+        _create_topic(bootstrap, topic)
 
         say("starting the demo function on 127.0.0.1:8080; it prints each invocation")
         function = stack.enter_context(
             process(
                 [
                     str(BIN / "python"),
-                    "-m",
-                    "sluice_runtime.testing.function_server",
+                    str(ROOT / "testkit" / "function_server.py"),
                     "--port",
                     "8080",
                     "--print",
@@ -151,11 +146,8 @@ def main() -> None:
             run_as_processes(stack, kube, kubeconfig, manifest, work)
 
         say("producing 3 records to topic quickstart")
-        producer = Producer({"bootstrap.servers": bootstrap})
         started = time.time()
-        for n in (1, 2, 3):
-            producer.produce(topic, value=f'{{"n": {n}, "message": "hello {n}"}}')
-        producer.flush(10)
+        _produce(bootstrap, topic, [f'{{"n": {n}, "message": "hello {n}"}}' for n in (1, 2, 3)])
         say(
             "expect: one request with 2 records now (maxMessages: 2), "
             "one with 1 record about 10 s later (maxInterval: 10s)"
@@ -273,6 +265,34 @@ def run_on_pods(
     )
     say("the runtime pod is ready")
     time.sleep(2)  # the consumer joins its group
+
+
+# The demo's own Kafka clients live only inside these two functions: a client still open when
+# the demo stops the broker it started makes librdkafka print a screen of "Connection
+# refused" lines. Each client is destroyed when its function returns (nothing else refers to
+# it), so by the time the ExitStack stops anything, only the runtime and the operator (child
+# processes, stopped first) have connections. Like the runtime's and the operator's clients,
+# they log through Python logging: warnings and errors still reach the screen, librdkafka's
+# notices (such as "Purging 1 unserved events" when an admin client closes) do not.
+KAFKA_LOG = logging.getLogger("demo.kafka")
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
+    if topic not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+
+
+def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap}, logger=KAFKA_LOG)
+    for value in values:
+        producer.produce(topic, value=value)
+    if producer.flush(10):
+        raise SystemExit("demo: the records were not delivered to Kafka within 10 s")
 
 
 def _ready(port: int) -> bool:

@@ -45,6 +45,7 @@ helm install sluice "$ROOT/charts/sluice" --namespace sluice-system --create-nam
 
 step "starting Kafka and the function in $NS"
 kubectl create namespace "$NS"
+kubectl -n "$NS" create configmap function-server --from-file="$ROOT/testkit/function_server.py"
 kubectl -n "$NS" apply -f - <<YAML
 apiVersion: apps/v1
 kind: Deployment
@@ -85,7 +86,10 @@ spec:
       containers:
         - name: function
           image: $IMAGE
-          command: [python, -m, sluice_runtime.testing.function_server, --host, 0.0.0.0, --port, "8080", --print]
+          # The function server is test support, not in the image: it comes in a ConfigMap.
+          command: [python, /testkit/function_server.py, --host, 0.0.0.0, --port, "8080", --print]
+          volumeMounts: [{name: testkit, mountPath: /testkit}]
+      volumes: [{name: testkit, configMap: {name: function-server}}]
 ---
 apiVersion: v1
 kind: Service

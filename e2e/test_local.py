@@ -17,8 +17,8 @@ from tests.support import produce
 from e2e.localpod import LocalPod
 from sluice_operator.builders import runtime_name
 from sluice_operator.kube import Kube, resource_path
-from sluice_operator.testing import condition_of, connector_body, eventually
-from sluice_runtime.testing.function_server import ThreadedFunctionServer
+from testkit.function_server import ThreadedFunctionServer
+from testkit.operator_harness import condition_of, connector_body, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +103,9 @@ def test_apply_deliver_delete(
         ):
             path = resource_path(api, plural, namespace, runtime_name("shop"))
             eventually(
-                lambda path=path: kube.get(path) is None, 60, f"the {kind} to be garbage-collected"
+                lambda path=path: kube.get(path) is None,  # type: ignore[misc]
+                60,
+                f"the {kind} to be garbage-collected",
             )
     finally:
         if runtime is not None and runtime.poll() is None:

@@ -10,6 +10,7 @@ one, failed where it could but does not start.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,8 +23,8 @@ from tests.support import produce
 from e2e.node import Node, NodeError, admit, pod_logs, running_node, unavailable_reason
 from sluice_operator.builders import runtime_name, selector_string
 from sluice_operator.kube import Kube, resource_path
-from sluice_operator.testing import eventually
-from sluice_runtime.testing.function_server import FunctionServer, ThreadedFunctionServer
+from testkit.function_server import FunctionServer, ThreadedFunctionServer
+from testkit.operator_harness import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pods]
 
@@ -240,5 +241,9 @@ def deliver_on_real_pods(
         ("Service", "v1", "services"),
     ):
         path = resource_path(api, plural, namespace, runtime_name(name))
-        within(lambda path=path: kube.get(path) is None, 60, f"the {kind} to be removed")
+        within(functools.partial(_gone, kube, path), 60, f"the {kind} to be removed")
     within(lambda: not pods(kube, namespace, selector), 120, "the runtime pods to be gone")
+
+
+def _gone(kube: Kube, path: str) -> bool:
+    return kube.get(path) is None

@@ -35,7 +35,7 @@ source_hash() {
   # a changed source makes a new tag.
   (
     cd "$SLUICE_ROOT"
-    git ls-files -co --exclude-standard -- pyproject.toml README.md operator runtime scripts/image.sh |
+    git ls-files -co --exclude-standard -- pyproject.toml README.md operator runtime cli scripts/image.sh |
       LC_ALL=C sort | xargs sha256sum
   ) | sha256sum | cut -c1-12
 }

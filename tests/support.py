@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from sluice_runtime.app import Runtime
+from sluice_runtime.app import DataPlane
 from sluice_runtime.config import Connector, load_connector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +49,11 @@ def connector_manifest(
 
 
 class RuntimeThread:
-    """Runs a Runtime on its own event loop thread, as a pod would run it."""
+    """Runs a DataPlane on its own event loop thread, as a pod would run it."""
 
     def __init__(self, manifest: dict[str, Any], grace: float = 10.0) -> None:
         self.connector: Connector = load_connector(manifest)
-        self.runtime = Runtime(self.connector, metrics_port=None, grace=grace)
+        self.runtime = DataPlane(self.connector, metrics_port=None, grace=grace)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._main, daemon=True)
         self.error: BaseException | None = None
@@ -70,6 +70,10 @@ class RuntimeThread:
     def start(self) -> RuntimeThread:
         self._thread.start()
         return self
+
+    def call_on_loop(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the runtime's event loop (from the test's thread)."""
+        self._loop.call_soon_threadsafe(callback)
 
     def wait_assigned(self, partitions: int, timeout: float = 30) -> None:
         wait_for(
@@ -107,7 +111,7 @@ class RuntimeProcess:
                 [
                     sys.executable,
                     "-m",
-                    "sluice_operator.cli",
+                    "sluice_cli",
                     "run",
                     "-f",
                     str(self.path),

@@ -164,11 +164,15 @@ def runtime_grace(connector: Connector) -> int:
 
 def default_resources(connector: Connector) -> dict[str, Any]:
     """Requests and limits sized from the runtime's own buffer bound; no CPU limit, which
-    would only throttle a consumer that has work."""
+    would only throttle a consumer that has work. A UDF's worker process may use up to its
+    own memory limit on top."""
     buffered = connector.spec.runtime.buffer.max_bytes
+    transform = connector.spec.transform
+    udf = transform.udf if transform is not None else None
+    worker = int(udf.memory_limit) if udf is not None else 0
     return {
         "requests": {"cpu": "100m", "memory": format_quantity(128 * 2**20 + buffered)},
-        "limits": {"memory": format_quantity(256 * 2**20 + 2 * buffered)},
+        "limits": {"memory": format_quantity(256 * 2**20 + 2 * buffered + worker)},
     }
 
 
@@ -180,8 +184,8 @@ def _secret_env(name: str, secret: str, key: str, optional: bool) -> dict[str, A
 
 
 def build_env(connector: Connector) -> list[dict[str, Any]]:
-    """The runtime's environment: Secrets only by reference, so the operator never reads
-    them; absent auth keys are skipped (``optional``), as the runtime skips them."""
+    """The runtime's environment: Secrets only by reference, so no value is ever copied into
+    an object; absent auth keys are skipped (``optional``), as the runtime skips them."""
     spec = connector.spec
     env: list[dict[str, Any]] = []
     auth = spec.source.kafka.auth

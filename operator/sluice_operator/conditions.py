@@ -39,6 +39,9 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     INVALID_SPEC = "InvalidSpec"
     OBJECT_CONFLICT = "ObjectConflict"
+    NOT_PERMITTED = "NotPermitted"
+    """The spec asks for something its author may not have the operator do: a Secret that
+    does not opt in, an image outside the allow-list, a sink in another namespace."""
     # SourceReady
     TOPICS_FOUND = "TopicsFound"
     KAFKA_UNREACHABLE = "KafkaUnreachable"
@@ -68,6 +71,7 @@ ATTENTION_REASONS = frozenset(
     {
         Reason.INVALID_SPEC,
         Reason.OBJECT_CONFLICT,
+        Reason.NOT_PERMITTED,
         Reason.KAFKA_UNREACHABLE,
         Reason.TOPIC_NOT_FOUND,
         Reason.KAFKA_ACCESS_DENIED,

@@ -23,6 +23,7 @@ from pydantic_core import core_schema
 
 from sluice_operator.status import ConnectorStatus
 from sluice_runtime.config import API_GROUP, API_VERSION, KIND, Connector
+from sluice_runtime.units import K8S_QUANTITY_PATTERN
 
 PLURAL = "connectors"
 SINGULAR = "connector"
@@ -125,11 +126,6 @@ DESCRIPTIONS: dict[tuple[str, ...], str] = {
 }
 
 
-# Kubernetes' own Quantity pattern, as kubebuilder writes it for resource.Quantity.
-K8S_QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
-    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
 _QUANTITIES = {
     "type": "object",
     "additionalProperties": {
@@ -242,6 +238,7 @@ _KEY_ORDER = [
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "pattern",
     "x-kubernetes-int-or-string",
     "anyOf",

@@ -1,5 +1,5 @@
 """The kopf handlers: the only module that knows kopf. Each is a thin delegation; the
-reconciles themselves run on the context's worker threads (``OperatorContext.reconcile``).
+reconciles themselves run on the work queue's threads (``workqueue.py``).
 
 - create, update (of the spec) and resume (operator start) run one reconcile;
 - an event handler keeps the set of Connectors that the periodic re-check walks
@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from sluice_operator.builders import CONNECTOR_LABEL, MANAGED_BY
-from sluice_operator.reconcile import OperatorContext
+from sluice_operator.context import OperatorContext
 from sluice_runtime.config import API_GROUP, API_VERSION
 
 CONNECTORS = (API_GROUP, API_VERSION, "connectors")
@@ -39,7 +39,7 @@ def configure(settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    # Reconciles run on the context's own thread pools; kopf's runs only these few handlers.
+    # Reconciles run on the work queue's thread pools; kopf's runs only these few handlers.
     settings.execution.max_workers = 2
     # No cluster-wide scanning of CRDs and namespaces: the operator needs no RBAC for it.
     settings.scanning.disabled = True
@@ -74,7 +74,7 @@ def login(memo: OperatorContext, **_: Any) -> kopf.ConnectionInfo:
 async def reconcile_changed(
     namespace: str | None, name: str, memo: OperatorContext, **_: Any
 ) -> None:
-    await memo.reconcile(namespace or "", name, "change")
+    await memo.queue.submit(namespace or "", name, "change")
 
 
 async def track(
@@ -83,7 +83,7 @@ async def track(
     """Keeps the set of Connectors the periodic re-check walks (type None: the listing)."""
     if type == "DELETED":
         memo.periodic.untrack(namespace or "", name)
-        memo.forget(f"{namespace}/{name}")
+        memo.queue.forget(f"{namespace}/{name}")
     else:
         memo.periodic.track(namespace or "", name)
 
@@ -95,8 +95,8 @@ async def reconcile_owner(
     connector = body.metadata.labels.get(CONNECTOR_LABEL)
     if connector is None or namespace is None or type is None:  # None: the initial listing
         return
-    if memo.deployment_changed(namespace, connector, body, deleted=type == "DELETED"):
-        await memo.reconcile(namespace, connector, "deployment")
+    if memo.queue.deployment_changed(namespace, connector, body, deleted=type == "DELETED"):
+        await memo.queue.submit(namespace, connector, "deployment")
 
 
 async def start_rechecks(memo: OperatorContext, **_: Any) -> None:

@@ -2,21 +2,27 @@
 its topics, the consumer group's lag, and that its dead-letter topic exists (created when
 missing).
 
-The operator connects with the Connector's security protocol and SASL mechanism, and with
-credentials from its *own* environment (the same ``SLUICE_KAFKA_*`` variables the runtime
-reads): it never reads the Connector's Secret. Admin clients are shared per cluster and
-dropped after an error, so the next attempt bootstraps afresh.
+Who the operator is on Kafka (:func:`kafka_identities`): the bootstrap servers are the
+Connector author's choice, so the operator sends them the *Connector's* own credentials
+(from its Secret, which must opt in: ``access.py``), exactly what its pods will send. Its
+own identity (SLUICE_OPERATOR_KAFKA_*) goes only to brokers the operator's configuration
+lists as trusted, and only when every bootstrap server is listed: anything else would hand
+it to whoever runs the address a Connector names.
+
+Admin clients are shared per cluster and identity (a bounded number of them) and dropped
+after an error, so the next attempt bootstraps afresh.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -32,8 +38,9 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from sluice_operator.conditions import Reason
+from sluice_operator.settings import OperatorConfig
 from sluice_runtime.config import Connector, KafkaAuth
-from sluice_runtime.source import kafka_auth_settings
+from sluice_runtime.contract import KAFKA_AUTH_ENV, KAFKA_AUTH_SECRET_KEYS
 
 log = logging.getLogger("sluice.operator.kafka")
 
@@ -52,6 +59,86 @@ _DENIED = {
     KafkaError.SASL_AUTHENTICATION_FAILED,
     KafkaError._AUTHENTICATION,
 }
+
+
+# Admin clients kept at once; each holds threads and connections, and Connectors with many
+# different credentials would otherwise keep one each forever.
+MAX_CLIENTS = 32
+
+# librdkafka setting → the key of a Connector's auth Secret that holds it (as the pods get it).
+SECRET_KEY_OF_SETTING = {
+    setting: KAFKA_AUTH_SECRET_KEYS[variable] for setting, variable in KAFKA_AUTH_ENV.items()
+}
+
+
+@dataclass(frozen=True)
+class KafkaIdentity:
+    """Who the operator is towards one cluster, for one Connector."""
+
+    whose: Literal["operator", "connector"]
+    settings: Mapping[str, str] = field(repr=False)
+    """librdkafka security settings (protocol, mechanism, credentials); never logged."""
+
+
+@dataclass(frozen=True)
+class KafkaIdentities:
+    source: KafkaIdentity
+    dead_letter: KafkaIdentity
+    """For the dead-letter topic's cluster, which may be another one."""
+
+
+def connector_kafka_settings(
+    auth: KafkaAuth | None, secret: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The settings the Connector's pods use: its protocol and mechanism, and the keys of
+    its Secret (``secret``: the Secret's decoded data)."""
+    if auth is None:
+        return {}
+    settings: dict[str, str] = {"security.protocol": auth.security_protocol}
+    if auth.security_protocol.startswith("SASL") and auth.sasl_mechanism:
+        settings["sasl.mechanism"] = auth.sasl_mechanism
+    secret = secret or {}
+    for setting, key in SECRET_KEY_OF_SETTING.items():
+        if secret.get(key):
+            settings[setting] = secret[key]
+    return settings
+
+
+def _clusters(connector: Connector) -> tuple[list[str], list[str]]:
+    """The bootstrap servers of the source and of the dead-letter topic."""
+    kafka = connector.spec.source.kafka
+    dead_letter = connector.spec.delivery.dead_letter
+    dlq_servers = (
+        dead_letter.kafka.bootstrap_servers
+        if dead_letter is not None and dead_letter.kafka is not None
+        else None
+    )
+    return kafka.bootstrap_servers, dlq_servers or kafka.bootstrap_servers
+
+
+def needs_connector_secret(connector: Connector, config: OperatorConfig) -> bool:
+    """Whether the operator will talk to Kafka with the Connector's credentials (so must
+    read its Secret's data): it has some, and a cluster it names is not a trusted one."""
+    if connector.spec.source.kafka.auth is None:
+        return False
+    return not all(config.trusts(servers) for servers in _clusters(connector))
+
+
+def kafka_identities(
+    connector: Connector, config: OperatorConfig, secret: Mapping[str, str] | None
+) -> KafkaIdentities:
+    """The operator's own identity for trusted clusters, the Connector's everywhere else.
+    ``secret``: the decoded data of the Connector's auth Secret (when it has one and
+    :func:`needs_connector_secret`)."""
+    auth = connector.spec.source.kafka.auth
+
+    def identity(servers: list[str]) -> KafkaIdentity:
+        if config.trusts(servers):
+            return KafkaIdentity("operator", config.operator_kafka_settings())
+        return KafkaIdentity("connector", connector_kafka_settings(auth, secret))
+
+    source, dead_letter = _clusters(connector)
+    return KafkaIdentities(identity(source), identity(dead_letter))
 
 
 class KafkaFactsError(Exception):
@@ -94,17 +181,23 @@ def _classify(error: KafkaError, what: str) -> KafkaFactsError:
 
 
 class KafkaFactsReader:
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(self, timeout: float = 5.0, max_clients: int = MAX_CLIENTS) -> None:
         self.timeout = timeout
-        self._clients: dict[tuple[Any, ...], AdminClient] = {}
+        self.max_clients = max_clients
+        self._clients: OrderedDict[tuple[Any, ...], AdminClient] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _client(self, servers: Iterable[str], auth: KafkaAuth | None) -> tuple[Any, AdminClient]:
-        settings = {"bootstrap.servers": ",".join(sorted(servers)), **kafka_auth_settings(auth)}
+    def _client(self, servers: Iterable[str], identity: KafkaIdentity) -> tuple[Any, AdminClient]:
+        settings = {"bootstrap.servers": ",".join(sorted(servers)), **identity.settings}
         key = tuple(sorted(settings.items()))
+        evicted: list[AdminClient] = []
         with self._lock:
             client = self._clients.get(key)
-            if client is None:
+            if client is not None:
+                self._clients.move_to_end(key)
+            else:
+                while len(self._clients) >= self.max_clients:
+                    evicted.append(self._clients.popitem(last=False)[1])
                 client = AdminClient(
                     {
                         **settings,
@@ -114,7 +207,9 @@ class KafkaFactsReader:
                     }
                 )
                 self._clients[key] = client
-            return key, client
+        for old in evicted:
+            old.poll(0)  # its last log events; dropping it closes its connections
+        return key, client
 
     def _forget(self, key: Any) -> None:
         with self._lock:
@@ -124,7 +219,8 @@ class KafkaFactsReader:
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+            clients = list(self._clients.values())
+            self._clients.clear()
         for client in clients:
             client.poll(0)  # serves the log events librdkafka queued for our logger
 
@@ -138,11 +234,11 @@ class KafkaFactsReader:
                 Reason.KAFKA_UNREACHABLE, f"{what}: no answer in {self.timeout:g}s"
             ) from None
 
-    def read(self, connector: Connector) -> KafkaFacts:
+    def read(self, connector: Connector, identities: KafkaIdentities) -> KafkaFacts:
         """Raises KafkaFactsError when the topics cannot be described; the lag and the
         dead-letter topic are best effort (reported in the result)."""
         kafka = connector.spec.source.kafka
-        key, client = self._client(kafka.bootstrap_servers, kafka.auth)
+        key, client = self._client(kafka.bootstrap_servers, identities.source)
         try:
             partitions = self._partitions(client, kafka.topics)
         except KafkaFactsError as error:
@@ -150,7 +246,7 @@ class KafkaFactsReader:
                 self._forget(key)
             raise
         lag = self._lag(client, connector, partitions)
-        created, dlq_error = self._ensure_dead_letter(connector)
+        created, dlq_error = self._ensure_dead_letter(connector, identities.dead_letter)
         client.poll(0)  # serves queued log events to our logger
         return KafkaFacts(partitions, lag, created, dlq_error)
 
@@ -209,14 +305,14 @@ class KafkaFactsReader:
             for tp, future in futures.items()
         }
 
-    def _ensure_dead_letter(self, connector: Connector) -> tuple[str | None, str | None]:
+    def _ensure_dead_letter(
+        self, connector: Connector, identity: KafkaIdentity
+    ) -> tuple[str | None, str | None]:
         dead_letter = connector.spec.delivery.dead_letter
         if dead_letter is None or dead_letter.kafka is None:
             return None, None
-        kafka = connector.spec.source.kafka
         topic = dead_letter.kafka.topic
-        servers = dead_letter.kafka.bootstrap_servers or kafka.bootstrap_servers
-        key, client = self._client(servers, kafka.auth)
+        key, client = self._client(_clusters(connector)[1], identity)
         try:
             self._partitions(client, [topic])
             return None, None

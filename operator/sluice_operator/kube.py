@@ -22,6 +22,8 @@ log = logging.getLogger("sluice.operator.kube")
 
 FIELD_MANAGER = "sluice-operator"
 REQUEST_TIMEOUT = 30.0
+# Asks the API server for an object's metadata only: what is not needed is never fetched.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 # The plural names of the kinds the operator builds or reads without discovery.
 PLURALS = {
@@ -130,10 +132,13 @@ class Kube:
             raise _error(response.status, data)
         return json.loads(data) if data else None
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        """The object at ``path``, or None when it does not exist."""
+    def get(self, path: str, *, metadata_only: bool = False) -> dict[str, Any] | None:
+        """The object at ``path`` (only its ``metadata`` with ``metadata_only``), or None
+        when it does not exist."""
         try:
-            found: dict[str, Any] = self.request("GET", path)
+            found: dict[str, Any] = self.request(
+                "GET", path, accept=METADATA_ONLY if metadata_only else "application/json"
+            )
         except KubeError as error:
             if error.status == 404:
                 return None

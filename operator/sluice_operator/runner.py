@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -14,14 +15,26 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import kopf
 
+from sluice_operator.context import OperatorContext
 from sluice_operator.handlers import build_registry
 from sluice_operator.metrics import operator_probes
-from sluice_operator.reconcile import OperatorContext
 from sluice_operator.settings import OperatorConfig
 
 log = logging.getLogger("sluice.operator")
 
 LIVENESS_TIMEOUT = 5.0
+
+RECURSION_LIMIT = 50_000
+"""The API server accepts JSON nested up to 10,000 levels (Go's encoding/json limit), and
+kopf decodes every object it lists or watches with Python's json module, whose decoder
+counts each level against the recursion limit (1,000 by default): one Connector whose
+pattern nested ~1,000 levels ("maximum recursion depth exceeded while decoding a JSON
+object") failed kopf's list of Connectors, which stopped the operator for every
+Connector. Kopf then deep-copies each object (two frames a level) and diffs it; 50,000
+covers all of it for the deepest object the API server holds (tested with 9,990 levels),
+and the spec check refuses such a pattern without recursing (its depth is bounded first).
+Pure-Python frames live on the heap; the C stack is used only by json's decoder and
+encoder, about 200 bytes a level: 2 MiB at most, of the 8 MiB threads get."""
 
 
 def _responsive(loop: asyncio.AbstractEventLoop) -> bool:
@@ -53,6 +66,7 @@ def run_operator(
     """
     if bool(namespaces) == clusterwide:
         raise ValueError("watch either some namespaces or all of them (clusterwide)")
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     context = context or OperatorContext.create(config, kubeconfig)
     # A Runner, like asyncio.run, cancels and awaits what is left at the end (kopf's
     # connections included), and gives the liveness check the loop to probe.

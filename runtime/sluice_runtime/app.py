@@ -1,4 +1,8 @@
-"""One runtime process: sources → lanes → sink, with ordered start and shutdown.
+"""One runtime process: readers → lanes → sink, with ordered start and shutdown.
+
+    KafkaReader (thread) ──records_read──▶ Lane per partition ──▶ HttpSink
+          ▲                                  │ outcomes
+          └──────── store / set_paused ◀──── PartitionLedger
 
 Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes deliver what they hold within the
 grace period, abort what is still retrying (unacknowledged, so read again later), commit
@@ -12,24 +16,29 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from pathlib import Path
 
 from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import METRICS_PORT
-from sluice_runtime.deadletter import FailurePath
+from sluice_runtime.deadletter import DeadLetterWriter
 from sluice_runtime.delivery import Deliverer
-from sluice_runtime.envelope import Record
+from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
-from sluice_runtime.processors import build_processor
+from sluice_runtime.processors import Processor, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
+from sluice_runtime.records import Record
 from sluice_runtime.sink import HttpSink
-from sluice_runtime.source import KafkaSource, kafka_auth_settings
+from sluice_runtime.source import KafkaReader, kafka_auth_settings
+from sluice_runtime.transform import load_udf_source
+from sluice_runtime.udf_pool import UdfPool, make_undumpable
 
 log = logging.getLogger("sluice.runtime")
 
 DEFAULT_GRACE = 25.0
+LOOP_STALL = 15.0  # seconds without a turn of the event loop before /healthz fails
 MAX_CONCURRENCY = 64
 
 
@@ -46,7 +55,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 50)
 
 
-class Runtime:
+class DataPlane:
+    """Implements ``SourceListener`` for its readers."""
+
     def __init__(
         self,
         connector: Connector,
@@ -55,6 +66,7 @@ class Runtime:
         metrics_port: int | None = METRICS_PORT,
         grace: float = DEFAULT_GRACE,
         sink_uri: str | None = None,
+        loop_stall: float = LOOP_STALL,
     ) -> None:
         self.connector = connector
         self.base_dir = base_dir
@@ -62,10 +74,12 @@ class Runtime:
         self.metrics_port = metrics_port
         self.grace = grace
         self.sink_uri = sink_uri
+        self.loop_stall = loop_stall
+        self._beat = time.monotonic()
         # Keyed by consumer too: with several consumers per process a partition can move
         # from one to another, and the new owner's lane must not be the old one's.
         self.lanes: dict[tuple[int, str, int], Lane] = {}
-        self.sources: list[KafkaSource] = []
+        self.readers: list[KafkaReader] = []
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
         self.health: ProbeServer | None = None
@@ -75,70 +89,72 @@ class Runtime:
             buffer.max_records, buffer.max_bytes, self.metrics, self._set_reading
         )
 
+    def alive(self) -> bool:
+        """Whether the event loop still turns (asked from the probe server's thread): a
+        loop stuck in a blocking call looks alive to everything else."""
+        return time.monotonic() - self._beat < self.loop_stall
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(1)
+
     def ready(self) -> bool:
-        return bool(self.sources) and not self.stopping.is_set()
+        return bool(self.readers) and not self.stopping.is_set()
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or ``stop()``."""
         loop = asyncio.get_running_loop()
         spec = self.connector.spec
-        processor = build_processor(self.connector, self.base_dir)
+        processor, udf_pool = await self._processing()
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
-        deliverer = Deliverer(
-            sink.send, spec.delivery, self.metrics, limiter, self.abort, prepare=sink.prepare
+        dead_letter = DeadLetterWriter.for_connector(
+            self.connector, kafka_auth_settings(spec.source.kafka.auth)
         )
-        failures = FailurePath(
-            self.connector,
-            self.metrics,
-            self.abort,
-            kafka_auth_settings(spec.source.kafka.auth),
+        failures = FailurePolicy(spec.delivery, dead_letter, self.metrics, self.abort)
+        deliverer = Deliverer(
+            sink.send, spec.delivery, self.metrics, limiter, failures, prepare=sink.prepare
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             # Not possible off the main thread (tests run the runtime in a thread).
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
         if self.metrics_port is not None:
-            self.health = runtime_probes(self.metrics, self.metrics_port, self.ready).start()
+            self.health = runtime_probes(
+                self.metrics, self.metrics_port, self.ready, self.alive
+            ).start()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
-        def services_for(source: KafkaSource) -> LaneServices:
+        def services_for(reader: KafkaReader) -> LaneServices:
             return LaneServices(
-                connector=self.connector,
+                window=spec.window,
+                delivery=spec.delivery,
+                buffer=spec.runtime.buffer,
                 processor=processor,
+                chunk_processor=udf_pool.process if udf_pool is not None else None,
                 deliverer=deliverer,
                 failures=failures,
                 metrics=self.metrics,
-                store_offset=source.store,
-                set_paused=source.set_paused,
+                control=reader,
+                process_buffer=self.buffer,
                 trace_records=spec.runtime.trace_records,
-                buffer=self.buffer,
-                on_fatal=self._fatal,
+                on_fatal=self.failed,
             )
 
         self._services_for = services_for
         for index in range(spec.scaling.consumers_per_replica):
-            source = KafkaSource(
-                self.connector,
-                index,
-                loop,
-                self._records,
-                self._assigned,
-                self._revoked,
-                self._lost,
-                revoke_timeout=self.grace,
-                on_lag=self._lag,
-                on_fatal=self._fatal,
-            )
-            self.sources.append(source)
-            source.start()
+            reader = KafkaReader(self.connector, index, loop, self, revoke_timeout=self.grace)
+            self.readers.append(reader)
+            reader.start()
         log.info(
             "Started runtime for %s/%s: topics %s, group %s, %d consumer(s)",
             self.connector.metadata.namespace,
             self.connector.metadata.name,
             ",".join(spec.source.kafka.topics),
             self.connector.consumer_group,
-            len(self.sources),
+            len(self.readers),
         )
         try:
             await self.stopping.wait()
@@ -146,16 +162,32 @@ class Runtime:
             if self.failure is not None:
                 raise RuntimeError(f"a lane failed: {self.failure!r}") from self.failure
         finally:
+            heartbeat.cancel()
             await sink.close()
-            failures.close()
+            if udf_pool is not None:
+                await udf_pool.close()
+            if dead_letter is not None:
+                dead_letter.close()
             if self.health is not None:
                 self.health.stop()
 
-    def _set_reading(self, reading: bool) -> None:
-        for source in self.sources:
-            source.set_reading(reading)
+    async def _processing(self) -> tuple[Processor | None, UdfPool | None]:
+        """The in-process processor, or, for a UDF, its worker process (started, with the
+        UDF module imported: a SpecError when it cannot be)."""
+        transform = self.connector.spec.transform
+        if transform is None or transform.udf is None:
+            return build_processor(self.connector, self.base_dir), None
+        source = load_udf_source(transform.udf, self.base_dir, ("spec", "transform", "udf"))
+        make_undumpable()
+        pool = UdfPool(self.connector, source)
+        await pool.start()
+        return None, pool
 
-    def _fatal(self, error: BaseException) -> None:
+    def _set_reading(self, reading: bool) -> None:
+        for reader in self.readers:
+            reader.set_reading(reading)
+
+    def failed(self, error: BaseException) -> None:
         self.failure = error
         self.stop()
 
@@ -166,7 +198,7 @@ class Runtime:
 
     async def _shutdown(self) -> None:
         for index, topic, partition in self.lanes:
-            self.sources[index].set_paused(topic, partition, True)
+            self.readers[index].set_paused(topic, partition, True)
         lanes = list(self.lanes.values())
         drained = asyncio.gather(*(lane.drain() for lane in lanes))
         try:
@@ -175,43 +207,46 @@ class Runtime:
             log.warning("Grace period over; unacknowledged records will be read again")
             self.abort.set()
             await asyncio.gather(*(lane.abort() for lane in lanes))
-        for source in self.sources:
-            source.stop()
-        await asyncio.gather(*(asyncio.to_thread(s.closed.wait, 30) for s in self.sources))
+        for reader in self.readers:
+            reader.stop()
+        await asyncio.gather(*(asyncio.to_thread(r.closed.wait, 30) for r in self.readers))
         log.info("Stopped runtime")
 
-    # Source callbacks, on the loop thread.
-    def _records(self, source: KafkaSource, groups: dict[tuple[str, int], list[Record]]) -> None:
+    # SourceListener: what the readers report, on the loop thread.
+
+    def records_read(
+        self, reader: KafkaReader, groups: dict[tuple[str, int], list[Record]]
+    ) -> None:
         for tp, group in groups.items():
             self.metrics.consumed_from(tp[0]).inc(len(group))
-            lane = self.lanes.get((source.index, *tp))
+            lane = self.lanes.get((reader.index, *tp))
             if lane is None or lane.draining:
                 continue  # revoked meanwhile: not acknowledged, the new owner reads it
             lane.feed(group)
 
-    def _assigned(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        for topic, partition in tps:
-            key = (source.index, topic, partition)
+    def assigned(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
+            key = (reader.index, topic, partition)
             if key not in self.lanes:
-                lane = Lane(topic, partition, self._services_for(source))
+                lane = Lane.create(topic, partition, self._services_for(reader))
                 self.lanes[key] = lane
                 lane.start()
 
-    def _take_lanes(self, source: KafkaSource, tps: list[tuple[str, int]]) -> list[Lane]:
-        keys = [(source.index, topic, partition) for topic, partition in tps]
+    def _take_lanes(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> list[Lane]:
+        keys = [(reader.index, topic, partition) for topic, partition in partitions]
         return [self.lanes.pop(key) for key in keys if key in self.lanes]
 
-    async def _revoked(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = self._take_lanes(source, tps)
+    async def revoked(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        lanes = self._take_lanes(reader, partitions)
         try:
             await asyncio.wait_for(asyncio.gather(*(lane.drain() for lane in lanes)), self.grace)
         except TimeoutError:
             log.warning("Revoked lanes did not drain in %.0fs; aborting them", self.grace)
             await asyncio.gather(*(lane.abort() for lane in lanes))
 
-    async def _lost(self, source: KafkaSource, tps: list[tuple[str, int]]) -> None:
-        lanes = self._take_lanes(source, tps)
+    async def lost(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        lanes = self._take_lanes(reader, partitions)
         await asyncio.gather(*(lane.abort() for lane in lanes))
 
-    def _lag(self, topic: str, partition: int, lag: int) -> None:
+    def lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)

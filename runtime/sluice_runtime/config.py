@@ -8,11 +8,11 @@ are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -21,7 +21,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from sluice_runtime.units import Duration, Quantity
+from sluice_runtime.errors import ManifestError, SpecError
+from sluice_runtime.units import Duration, DurationRange, Quantity, SizeRange
 
 API_GROUP = "sluice.dev"
 API_VERSION = "v1alpha1"
@@ -96,12 +97,75 @@ class Source(Model):
     kafka: KafkaSource
 
 
+PATTERN_MAX_DEPTH: Final = 32
+"""Levels of objects and arrays in a filter's pattern(s); real patterns use under 15."""
+PATTERN_MAX_NODES: Final = 10_000
+"""Objects, arrays and values in a filter's pattern(s), all patterns together."""
+PATTERN_MAX_FIELDS: Final = 100
+"""Fields at the top of one pattern (the envelope has nine)."""
+PATTERNS_MAX: Final = 100
+"""Patterns in filter.patterns."""
+
+
+def _bounded_pattern(pattern: Any) -> Any:
+    """Refuse a pattern too deep or too large before anything walks it recursively (the
+    compiler, error messages): such a pattern is a mistake or an attack, and checking it
+    would take the time or the stack of everyone else.
+
+    Iterative, and stops at the bound: a YAML alias bomb costs no more than the bound.
+    """
+    pending: list[tuple[Any, int]] = [(pattern, 1)]
+    nodes = 0
+    while pending:
+        value, depth = pending.pop()
+        nodes += 1
+        if nodes > PATTERN_MAX_NODES:
+            raise ValueError(
+                f"is too large: more than {PATTERN_MAX_NODES} objects, arrays and values"
+            )
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > PATTERN_MAX_DEPTH:
+            raise ValueError(
+                f"is nested too deeply: more than {PATTERN_MAX_DEPTH} levels of objects and arrays"
+            )
+        pending.extend((child, depth + 1) for child in children)
+    return pattern
+
+
+# Depth and size are checked here, on any manifest. The CRD can only restate the breadth
+# bounds (maxProperties, maxItems): a pattern is free-form below its top, CEL cannot see
+# free-form fields, and a structural schema that bounded depth would have to spell out
+# both an object and an array branch at every level, 2^depth nodes.
+BoundedPattern = Annotated[
+    dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS), BeforeValidator(_bounded_pattern)
+]
+
+
 class Filter(Model):
     """EventBridge-style event patterns over the record envelope."""
 
-    pattern: dict[str, Any] | None = Field(default=None, description="One event pattern.")
-    patterns: list[dict[str, Any]] | None = Field(
-        default=None, description="Several patterns; a record passes when any matches."
+    pattern: BoundedPattern | None = Field(
+        default=None,
+        description=f"One event pattern (at most {PATTERN_MAX_FIELDS} fields at its top,"
+        f" {PATTERN_MAX_DEPTH} levels deep and {PATTERN_MAX_NODES} objects, arrays and"
+        " values).",
+    )
+    patterns: (
+        Annotated[
+            list[Annotated[dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS)]],
+            Field(max_length=PATTERNS_MAX),
+            BeforeValidator(_bounded_pattern),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=f"Several patterns (at most {PATTERNS_MAX}); a record passes when any"
+        " matches. The bounds of pattern apply to each, its depth and size to all together.",
     )
 
     @model_validator(mode="after")
@@ -120,6 +184,10 @@ class Template(Model):
     template: str = Field(description="JSON or text with <name> or <$.path> placeholders.")
 
 
+UDF_MAX_SOURCE: Final = 2**20
+"""Characters of a UDF's source: a ConfigMap holds at most 1 MiB."""
+
+
 class Udf(Model):
     """Python source defining ``handle_message(event, context)``."""
 
@@ -127,8 +195,22 @@ class Udf(Model):
         default=None, description="ConfigMap name and key holding the source (in the cluster)."
     )
     file: str | None = Field(default=None, description="Path of the source file (standalone).")
-    source: str | None = Field(default=None, description="The source inline.")
+    source: str | None = Field(
+        default=None,
+        max_length=UDF_MAX_SOURCE,
+        description="The source inline (at most 1 MiB, as in a ConfigMap).",
+    )
     function: str = Field(default="handle_message", description="Name of the function to call.")
+    timeout: Annotated[Duration, DurationRange("1ms", "10m")] = Field(
+        default=5.0,
+        description="Longest one record may take in the UDF; a record over it fails in "
+        "stage transform and the UDF's worker process is restarted.",
+    )
+    memory_limit: Annotated[Quantity, SizeRange("64Mi", "64Gi")] = Field(
+        default=512 * 2**20,
+        description="Address space of the UDF's worker process; a worker that runs out is "
+        "restarted and the record fails in stage transform.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Udf:
@@ -158,10 +240,12 @@ class Window(Model):
     """A batch closes on the first of maxMessages, maxInterval and maxBytes."""
 
     max_messages: int = Field(default=100, ge=1, le=10000, description="Records per batch.")
-    max_interval: Duration = Field(
+    max_interval: Annotated[Duration, DurationRange("0s", "5m")] = Field(
         default=0.0, description="0s delivers as soon as records are read."
     )
-    max_bytes: Quantity = Field(default=6 * 2**20, ge=1, description="Bytes of records per batch.")
+    max_bytes: Annotated[Quantity, SizeRange(1, "64Mi")] = Field(
+        default=6 * 2**20, description="Bytes of records per batch."
+    )
 
 
 class SinkRef(Model):
@@ -190,7 +274,9 @@ class Sink(Model):
         default="cloudevents-batch",
         description="Array of CloudEvents, array of data, or one binary-mode event per request.",
     )
-    timeout: Duration = Field(default=30.0, description="Timeout of one request.")
+    timeout: Annotated[Duration, DurationRange("1ms", "15m")] = Field(
+        default=30.0, description="Timeout of one request."
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Static request headers.")
     auth: BearerAuth | None = None
 
@@ -215,14 +301,24 @@ class Retry(Model):
         default="exponential",
         description="exponential: full jitter doubling; backoff: 3 retries after 10-20 s.",
     )
-    max_attempts: int = Field(default=176, ge=1, description="Attempts including the first.")
-    initial_delay: Duration = Field(default=1.0, description="First exponential delay.")
-    max_delay: Duration = Field(default=512.0, description="Largest delay between attempts.")
-    max_retry_duration: Duration = Field(
+    max_attempts: int = Field(
+        default=176, ge=1, le=10000, description="Attempts including the first."
+    )
+    initial_delay: Annotated[Duration, DurationRange("1ms", "1h")] = Field(
+        default=1.0, description="First exponential delay."
+    )
+    max_delay: Annotated[Duration, DurationRange("1ms", "1h")] = Field(
+        default=512.0, description="Largest delay between attempts."
+    )
+    max_retry_duration: Annotated[Duration, DurationRange("0s", "168h")] = Field(
         default=86400.0, description="Time from the first attempt after which retries stop."
     )
-    backoff_min: Duration = Field(default=10.0, description="Lower bound for policy backoff.")
-    backoff_max: Duration = Field(default=20.0, description="Upper bound for policy backoff.")
+    backoff_min: Annotated[Duration, DurationRange("0s", "1h")] = Field(
+        default=10.0, description="Lower bound for policy backoff."
+    )
+    backoff_max: Annotated[Duration, DurationRange("0s", "1h")] = Field(
+        default=20.0, description="Upper bound for policy backoff."
+    )
 
 
 class KafkaDeadLetter(Model):
@@ -243,7 +339,9 @@ class DeadLetter(Model):
 class RateLimit(Model):
     """Request rate cap for the whole Connector, divided among its replicas."""
 
-    requests_per_second: float = Field(gt=0, description="For the whole Connector.")
+    requests_per_second: float = Field(
+        gt=0, le=1_000_000, allow_inf_nan=False, description="For the whole Connector."
+    )
 
 
 class Delivery(Model):
@@ -267,20 +365,34 @@ class Delivery(Model):
     rate_limit: RateLimit | None = None
 
 
+MAX_REPLICAS: Final = 1000
+"""Runtime pods of one Connector."""
+MAX_LAG: Final = 10**12
+"""Records of lag a threshold can name."""
+
+
 class Scaling(Model):
     """How many runtime pods run."""
 
     mode: Literal["partitions", "lag"] = Field(
         default="partitions", description="Follow the partition count, or the lag."
     )
-    min_replicas: int = Field(default=1, ge=0, description="0 allows scaling to zero (lag mode).")
-    max_replicas: int | None = Field(default=None, ge=1, description="Defaults to partitions.")
-    consumers_per_replica: int = Field(default=1, ge=1, description="Kafka consumers per pod.")
-    lag_threshold: int = Field(default=1000, ge=1, description="Records of lag per replica.")
-    activation_lag_threshold: int = Field(
-        default=0, ge=0, description="Lag that wakes a Connector scaled to zero."
+    min_replicas: int = Field(
+        default=1, ge=0, le=MAX_REPLICAS, description="0 allows scaling to zero (lag mode)."
     )
-    stabilization_window: Duration = Field(
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=MAX_REPLICAS, description="Defaults to partitions."
+    )
+    consumers_per_replica: int = Field(
+        default=1, ge=1, le=100, description="Kafka consumers per pod."
+    )
+    lag_threshold: int = Field(
+        default=1000, ge=1, le=MAX_LAG, description="Records of lag per replica."
+    )
+    activation_lag_threshold: int = Field(
+        default=0, ge=0, le=MAX_LAG, description="Lag that wakes a Connector scaled to zero."
+    )
+    stabilization_window: Annotated[Duration, DurationRange("0s", "1h")] = Field(
         default=300.0, description="How long lag must stay low before scaling down."
     )
 
@@ -297,16 +409,22 @@ class Buffer(Model):
     it holds is delivered."""
 
     max_records_per_partition: int = Field(
-        default=20000, ge=1, description="Records held per partition before it pauses."
+        default=20000,
+        ge=1,
+        le=1_000_000,
+        description="Records held per partition before it pauses.",
     )
-    max_bytes_per_partition: Quantity = Field(
+    max_bytes_per_partition: Annotated[Quantity, SizeRange(1, "1Gi")] = Field(
         default=16 * 2**20, description="Bytes held per partition before it pauses."
     )
     max_records: int = Field(
-        default=50000, ge=1, description="Records held per process before reading waits."
+        default=50000,
+        ge=1,
+        le=10_000_000,
+        description="Records held per process before reading waits.",
     )
-    max_bytes: Quantity = Field(
-        default=128 * 2**20, description="Bytes held per process before reading waits."
+    max_bytes: Annotated[Quantity, SizeRange(1, "16Gi")] = Field(
+        default=96 * 2**20, description="Bytes held per process before reading waits."
     )
 
 
@@ -337,6 +455,7 @@ class ConnectorSpec(Model):
     replicas: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_REPLICAS,
         description="Written through the scale subresource (kubectl scale, an HPA or KEDA); "
         "when set it replaces the scaling rule.",
     )
@@ -372,38 +491,34 @@ class Connector(Model):
         return f"/namespaces/{self.metadata.namespace}/connectors/{self.metadata.name}"
 
 
-class ManifestError(ValueError):
-    """A manifest that cannot be loaded; the message names the file and the fields."""
-
-
-def format_validation_error(error: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: invalid Connector"]
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
+def spec_errors(error: ValidationError) -> list[SpecError]:
+    """The problems pydantic found, each a SpecError at its field."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        problem = item["msg"].removeprefix("Value error, ")
+        problems.append(SpecError(item["loc"], problem))
+    return problems
 
 
 def load_connector(data: Any, origin: str = "<manifest>") -> Connector:
+    """The Connector in ``data``; ManifestError holding every schema problem otherwise.
+
+    This is the schema only: ``sluice_runtime.speccheck`` also compiles what the spec holds.
+    """
     if not isinstance(data, dict):
-        raise ManifestError(f"{origin}: a Connector manifest must be a mapping")
+        raise ManifestError(origin, reason="a Connector manifest must be a mapping")
     try:
         return Connector.model_validate(data)
     except ValidationError as error:
-        raise ManifestError(format_validation_error(error, origin)) from None
+        raise ManifestError(origin, spec_errors(error)) from None
 
 
 def load_connector_file(path: str | Path) -> Connector:
     """Load one Connector from a YAML or JSON file (the first Connector document in it)."""
-    path = Path(path)
-    try:
-        documents = list(yaml.safe_load_all(path.read_text()))
-    except OSError as error:
-        raise ManifestError(f"{path}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ManifestError(f"{path}: not valid YAML: {error}") from None
-    connectors = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
+    from sluice_runtime.manifests import read_manifest_documents
+
+    documents = read_manifest_documents(Path(path))
+    connectors = [d.data for d in documents if d.is_connector]
     if not connectors:
-        raise ManifestError(f"{path}: no document with kind: Connector")
+        raise ManifestError(str(path), reason="no document with kind: Connector")
     return load_connector(connectors[0], str(path))

@@ -1,10 +1,9 @@
-"""The failure path: a record that failed for good is dead-lettered (or, with no DLQ set,
-dropped, counted and logged), and only then acknowledged.
+"""The dead-letter topic's writer.
 
 The DLQ record keeps the original key, value and headers and adds ``sluice.error.*``
-headers. It is produced idempotently with ``acks=all`` and the call returns only after the
-broker confirmed it; while the DLQ cannot be written, ``handle`` keeps retrying, so the
-partition blocks rather than committing a record that went nowhere.
+headers. It is produced idempotently with ``acks=all``, and ``write`` returns only after
+the broker confirmed it or refused it; what then happens is the failure policy's business
+(``failures.py``).
 """
 
 from __future__ import annotations
@@ -19,14 +18,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import ERROR_HEADER_PREFIX
-from sluice_runtime.delivery import Stopping
-from sluice_runtime.envelope import Record
-from sluice_runtime.metrics import Metrics
-from sluice_runtime.processors import RecordFailure
+from sluice_runtime.records import Record, RecordFailure
 
 log = logging.getLogger("sluice.deadletter")
-
-RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30)
 
 
 def error_headers(
@@ -49,85 +43,51 @@ def error_headers(
     ]
 
 
-class FailurePath:
-    def __init__(
-        self,
-        connector: Connector,
-        metrics: Metrics,
-        abort: asyncio.Event,
-        kafka_settings: dict[str, str],
-    ) -> None:
-        self.connector = connector
-        self.metrics = metrics
-        self.abort = abort
+class DeadLetterWriter:
+    """Writes failed records to the dead-letter topic and says whether the broker took
+    them (the failure policy decides what to do when it did not)."""
+
+    def __init__(self, connector: Connector, kafka_settings: dict[str, str]) -> None:
         dead_letter = connector.spec.delivery.dead_letter
-        self.topic = dead_letter.kafka.topic if dead_letter and dead_letter.kafka else None
-        self._producer: Producer | None = None
+        assert dead_letter is not None
+        assert dead_letter.kafka is not None
+        self.connector = connector
+        self.topic = dead_letter.kafka.topic
+        servers = (
+            dead_letter.kafka.bootstrap_servers or connector.spec.source.kafka.bootstrap_servers
+        )
+        self._producer = Producer(
+            {
+                **kafka_settings,
+                "bootstrap.servers": ",".join(servers),
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": 30000,
+                "linger.ms": 5,
+            },
+            logger=log,  # librdkafka's lines as JSON logs, not raw stderr
+        )
         self._running = True
-        if self.topic is not None:
-            assert dead_letter is not None
-            assert dead_letter.kafka is not None
-            servers = (
-                dead_letter.kafka.bootstrap_servers or connector.spec.source.kafka.bootstrap_servers
-            )
-            self._producer = Producer(
-                {
-                    **kafka_settings,
-                    "bootstrap.servers": ",".join(servers),
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "message.timeout.ms": 30000,
-                    "linger.ms": 5,
-                }
-            )
-            self._poller = threading.Thread(target=self._poll, daemon=True, name="dlq-poll")
-            self._poller.start()
+        self._poller = threading.Thread(target=self._poll, daemon=True, name="dlq-poll")
+        self._poller.start()
+
+    @classmethod
+    def for_connector(
+        cls, connector: Connector, kafka_settings: dict[str, str]
+    ) -> DeadLetterWriter | None:
+        """The writer of the Connector's dead-letter topic, or None when it has none."""
+        dead_letter = connector.spec.delivery.dead_letter
+        if dead_letter is None or dead_letter.kafka is None:
+            return None
+        return cls(connector, kafka_settings)
 
     def _poll(self) -> None:
-        assert self._producer is not None
         while self._running:
             self._producer.poll(0.1)
 
-    async def handle(self, record: Record, failure: RecordFailure) -> None:
-        if self._producer is None:
-            self.metrics.dropped.labels(stage=failure.stage).inc()
-            log.warning(
-                "Dropped record %s (no dead-letter queue): %s failed: %s",
-                record.event_id,
-                failure.stage,
-                failure.reason,
-            )
-            return
-        for attempt in range(10**9):
-            error = await self._produce(record, failure)
-            if error is None:
-                self.metrics.dead_lettered.labels(stage=failure.stage).inc()
-                log.info(
-                    "Dead-lettered record %s to %s: %s failed: %s",
-                    record.event_id,
-                    self.topic,
-                    failure.stage,
-                    failure.reason,
-                )
-                return
-            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-            log.error(
-                "Could not write record %s to the dead-letter topic %s (%s); the partition "
-                "waits and retries in %ss",
-                record.event_id,
-                self.topic,
-                error,
-                delay,
-            )
-            try:
-                await asyncio.wait_for(self.abort.wait(), timeout=delay)
-            except TimeoutError:
-                continue
-            raise Stopping
-
-    async def _produce(self, record: Record, failure: RecordFailure) -> str | None:
-        assert self._producer is not None
-        assert self.topic is not None
+    async def write(self, record: Record, failure: RecordFailure) -> str | None:
+        """Produce the record with its error headers; None once the broker confirmed it,
+        else why it could not be written."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str | None] = loop.create_future()
 
@@ -155,5 +115,4 @@ class FailurePath:
 
     def close(self) -> None:
         self._running = False
-        if self._producer is not None:
-            self._producer.flush(10)
+        self._producer.flush(10)

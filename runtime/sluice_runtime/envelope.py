@@ -1,4 +1,4 @@
-"""The record envelope that filters and transforms see (DESIGN.md section 3).
+"""The record envelope that filters and transforms see (docs/concepts.md, "The record envelope").
 
 ``value`` and ``key`` are parsed JSON when they are valid JSON, else UTF-8 text, else base64
 (flagged in ``valueEncoding`` / ``keyEncoding``). Decoding never raises for a record's bytes:
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 # The C implementation behind json.dumps for strings: ASCII-only output, \u escapes.
 from json.encoder import encode_basestring_ascii as _json_string
@@ -19,43 +18,7 @@ from typing import Any
 import orjson
 import simdjson
 
-
-@dataclass(slots=True, init=False)
-class Record:
-    """One Kafka record as read, plus what the runtime learns about it on the way."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int  # milliseconds since the epoch
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes | None]]
-    size: int  # bytes of key and value, used by every buffer bound
-
-    # Written out rather than generated with __post_init__: one call less per record read.
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        timestamp: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]] | None = None,
-    ) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
-        self.value = value
-        self.headers = headers if headers is not None else ()  # not a new list per record
-        self.size = (len(value) if value else 0) + (len(key) if key else 0)
-
-    @property
-    def event_id(self) -> str:
-        return f"{self.topic}-{self.partition}-{self.offset}"
+from sluice_runtime.records import Record
 
 
 def decode_bytes(raw: bytes | None) -> tuple[Any, str]:

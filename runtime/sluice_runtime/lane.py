@@ -1,15 +1,21 @@
-"""A partition's lane: records → processors → window → delivery → acks.
+"""A partition's lane: records → processors → window → delivery → outcomes.
 
-Each assigned partition gets one lane. Inside it, ``slots`` run concurrently; each slot is
-one ordered stream of batches:
+    feed(records) ──▶ ledger.enter ──▶ stream(s) ──process──▶ [] ───────────▶ ledger.filtered
+                                         │          └─▶ RecordFailure ─▶ fail ┐
+                                         └─ window ──▶ Batch ──deliver──▶ ledger.events_delivered
+                                                                └─▶ RecordFailure ─▶ fail ┘
+    fail(record): ledger.failed_for_good ──▶ FailurePolicy.settle ──▶ ledger.settled
 
-- ``ordered``: one slot, one batch in flight;
-- ``unordered``: one slot, up to ``maxInFlight`` batches in flight;
-- ``key-ordered``: ``maxInFlight`` slots chosen by key hash, each serial, so records with the
-  same key stay in order while different keys run in parallel.
+Each assigned partition gets one lane. Inside it, ``streams`` run concurrently; each is one
+ordered stream of batches:
 
-A record is acknowledged to the offset tracker only when it was filtered, delivered or
-dead-lettered; the tracker decides what may be committed.
+- ``ordered``: one stream, one batch in flight;
+- ``unordered``: one stream, up to ``maxInFlight`` batches in flight;
+- ``key-ordered``: ``maxInFlight`` streams chosen by key hash, each serial, so records with
+  the same key stay in order while different keys run in parallel.
+
+Every record's Outcome goes to the partition's ledger, which alone decides what may be
+committed (see ``ledger.py``).
 """
 
 from __future__ import annotations
@@ -22,43 +28,48 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sluice_runtime.backpressure import ProcessBuffer
-from sluice_runtime.config import Connector
-from sluice_runtime.deadletter import FailurePath
-from sluice_runtime.delivery import Deliverer, Stopping
-from sluice_runtime.envelope import Record
+from sluice_runtime.config import Buffer, Delivery, Window
+from sluice_runtime.delivery import Deliverer
+from sluice_runtime.failures import FailurePolicy
+from sluice_runtime.ledger import PartitionLedger
 from sluice_runtime.metrics import Metrics
-from sluice_runtime.offsets import OffsetTracker
 from sluice_runtime.payload import Request
-from sluice_runtime.processors import Processor, RecordFailure
-from sluice_runtime.window import Batch, Batcher, Item
+from sluice_runtime.processors import ChunkProcessor, Processed, Processor
+from sluice_runtime.records import Batch, Event, PartitionControl, Record, RecordFailure, Stopping
+from sluice_runtime.window import Batcher
 
 log = logging.getLogger("sluice.lane")
-trace = logging.getLogger("sluice.trace")
+
+UDF_CHUNK = 500  # records per round trip to the UDF's worker
+PREPARE_AHEAD_MAX_BYTES = 1 << 20  # larger batches are encoded only when their turn comes
 
 
 @dataclass
 class LaneServices:
-    """What every lane of a process shares."""
+    """What every lane of a process shares, and the parts of the spec lanes act on."""
 
-    connector: Connector
-    processor: Processor
+    window: Window
+    delivery: Delivery
+    buffer: Buffer
+    processor: Processor | None  # exactly one of processor and chunk_processor is set
     deliverer: Deliverer
-    failures: FailurePath
+    failures: FailurePolicy
     metrics: Metrics
-    store_offset: Callable[[str, int, int], None]  # (topic, partition, next offset)
-    set_paused: Callable[[str, int, bool], None]
-    buffer: ProcessBuffer  # the process-wide bound, shared by every lane
+    control: PartitionControl  # the source that reads the partition
+    process_buffer: ProcessBuffer  # the process-wide bound, shared by every lane
     trace_records: bool = False
     on_fatal: Callable[[BaseException], None] = lambda _error: None
+    chunk_processor: ChunkProcessor | None = None  # replaces processor (a UDF's worker)
 
 
-class Slot:
+class BatchStream:
     """One serial stream of batches inside a lane."""
 
     def __init__(self, lane: Lane, concurrency: int) -> None:
-        window = lane.services.connector.spec.window
+        window = lane.services.window
         self.lane = lane
         self.pending: deque[Record] = deque()
         self.batcher = Batcher(window.max_messages, window.max_bytes, window.max_interval)
@@ -68,7 +79,7 @@ class Slot:
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        window = self.lane.services.connector.spec.window
+        window = self.lane.services.window
         while True:
             await self._take_pending()
             if self.lane.draining and not self.pending:
@@ -82,7 +93,7 @@ class Slot:
                     await self._dispatch(self.batcher.flush("interval"))
                     continue
                 # Due, but no room for another request: the batch keeps growing until a
-                # delivery ends (which wakes this slot) rather than queue up half empty.
+                # delivery ends (which wakes this stream) rather than queue up half empty.
                 timeout = None
             if self.pending:
                 continue
@@ -93,52 +104,69 @@ class Slot:
     async def _take_pending(self) -> None:
         """Process what is waiting and feed the window; deliver batches as they close."""
         lane = self.lane
-        services = lane.services
-        process, add, pending = services.processor, self.batcher.add, self.pending
-        now = time.monotonic()
+        process, chunked = lane.services.processor, lane.services.chunk_processor
+        add, pending = self.batcher.add, self.pending
         filtered: list[Record] = []
         while pending:
-            record = pending.popleft()
-            processed = process(record)
-            if type(processed) is list and len(processed) == 1:  # the common case, kept short
-                for batch in add(Item(record, processed[0]), record.size, now):
-                    await self._dispatch(batch)
-                    now = time.monotonic()
-                continue
-            if isinstance(processed, RecordFailure):
-                await lane.fail(record, processed)
-                continue
-            if not processed:
-                filtered.append(record)
-                continue
-            lane.outstanding[record.offset] = len(processed)  # fan-out: ack after the last
-            share = max(1, record.size // len(processed))
-            for index, data in enumerate(processed):
-                for batch in add(Item(record, data, index), share, now):
-                    await self._dispatch(batch)
-                    now = time.monotonic()
-        if filtered:
-            services.metrics.filtered.inc(len(filtered))
-            if services.trace_records:
-                for record in filtered:
-                    trace.info("filtered", extra={"record": record.event_id})
-            lane.finish_records(filtered)
+            if chunked is None:
+                assert process is not None
+                records = list(pending)
+                pending.clear()
+                results: list[Processed] = [process(record) for record in records]
+            else:  # a UDF in its worker process: a round trip per chunk, not per record
+                count = min(len(pending), UDF_CHUNK)
+                records = [pending.popleft() for _ in range(count)]
+                results = await chunked(records)
+            now = time.monotonic()
+            for record, processed in zip(records, results, strict=True):
+                if type(processed) is list and len(processed) == 1:  # the common case
+                    for batch in add(Event(record, processed[0]), record.size, now):
+                        await self._dispatch(batch)
+                        now = time.monotonic()
+                    continue
+                if isinstance(processed, RecordFailure):
+                    retried = await lane.processing_failed(record, processed)
+                    if retried is None:
+                        continue
+                    produced = retried
+                else:
+                    produced = processed
+                if not produced:
+                    filtered.append(record)
+                    continue
+                lane.ledger.expect_events(record, len(produced))
+                share = max(1, record.size // len(produced))
+                for index, data in enumerate(produced):
+                    for batch in add(Event(record, data, index), share, now):
+                        await self._dispatch(batch)
+                        now = time.monotonic()
+        lane.ledger.filtered(filtered)
 
     async def _dispatch(self, batch: Batch) -> None:
         """Start delivering a closed batch once fewer than ``concurrency`` are in flight.
 
-        A batch that has to wait gets its request built first: the encoding overlaps the
-        requests before it instead of delaying its own (order holds, since it is still sent
-        only when its turn comes). The slot goes on reading records meanwhile.
+        A small batch that has to wait gets its request built first: the encoding overlaps
+        the requests before it instead of delaying its own (order holds, since it is still
+        sent only when its turn comes). The stream goes on reading records meanwhile. A
+        large batch waits unencoded: its body would double what it holds for little gain.
         """
         services = self.lane.services
         services.metrics.batches_closed(batch.trigger).inc()
-        services.metrics.batch_size.observe(len(batch.items))
+        services.metrics.batch_size.observe(len(batch.events))
         prepared = None
         prepare = services.deliverer.prepare
-        if prepare is not None and len(self.in_flight) >= self.concurrency:
-            prepared = prepare(batch.items)
+        if (
+            prepare is not None
+            and len(self.in_flight) >= self.concurrency
+            and batch.size <= PREPARE_AHEAD_MAX_BYTES
+        ):
+            # A batch that cannot be encoded is left to the send, which reports it.
+            with contextlib.suppress(Exception):
+                prepared = prepare(batch.events)
         await self._wait_in_flight(self.concurrency - 1)
+        # The request body of a batch in flight is about as large as its records: it counts
+        # against the process's byte bound until the delivery ends.
+        services.process_buffer.add(0, batch.size)
         task = asyncio.create_task(self._deliver(batch, prepared))
         self.in_flight.add(task)
         task.add_done_callback(self._delivery_ended)
@@ -147,70 +175,74 @@ class Slot:
         self.in_flight.discard(task)
         self.wakeup.set()  # a batch may be waiting for room (see run)
         error = None if task.cancelled() else task.exception()
-        if error is not None:  # a bug, as for the slot itself (see Lane._slot_ended)
-            self.lane._slot_ended(task)
+        if error is not None:  # a bug, as for the stream itself (see Lane._stream_ended)
+            self.lane._stream_ended(task)
 
     async def _wait_in_flight(self, at_most: int) -> None:
         while len(self.in_flight) > at_most:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def _deliver(self, batch: Batch, prepared: Request | None) -> None:
-        services = self.lane.services
+        lane = self.lane
+        services = lane.services
         services.metrics.in_flight.inc()
         try:
-            failures = await services.deliverer.deliver(batch.items, self._delivered, prepared)
+            failures = await services.deliverer.deliver(
+                batch.events, lane.ledger.events_delivered, prepared
+            )
         except Stopping:
             return  # what was not acknowledged is read again after restart
         finally:
             services.metrics.in_flight.dec()
+            services.process_buffer.remove(0, batch.size)
         # A record fails once, however many of its events failed.
         failed: dict[int, tuple[Record, RecordFailure]] = {}
-        for item, failure in failures:
-            failed.setdefault(item.record.offset, (item.record, failure))
+        for event, failure in failures:
+            failed.setdefault(event.record.offset, (event.record, failure))
         for record, failure in failed.values():
-            await self.lane.fail(record, failure)
-
-    def _delivered(self, items: list[Item]) -> None:
-        services = self.lane.services
-        services.metrics.delivered.inc(len(items))
-        if services.trace_records:
-            for item in items:
-                trace.info("delivered", extra={"record": item.event_id})
-        self.lane.events_done(items)
+            await lane.fail(record, failure)
 
 
 class Lane:
-    def __init__(self, topic: str, partition: int, services: LaneServices) -> None:
+    def __init__(
+        self, topic: str, partition: int, services: LaneServices, ledger: PartitionLedger
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.services = services
-        delivery = services.connector.spec.delivery
-        buffer = services.connector.spec.runtime.buffer
-        self.max_records = buffer.max_records_per_partition
-        self.max_bytes = buffer.max_bytes_per_partition
-        self.tracker = OffsetTracker()
-        self.outstanding: dict[int, int] = {}  # offset -> events not yet delivered
-        self.failed_offsets: set[int] = set()
-        self._committed_gauge = services.metrics.committed.labels(
-            topic=topic, partition=str(partition)
-        )
-        self.buffered_records = 0
-        self.buffered_bytes = 0
-        self.paused = False
+        self.ledger = ledger
         self.draining = False
+        delivery = services.delivery
         if delivery.ordering == "key-ordered":
-            self.slots = [Slot(self, 1) for _ in range(delivery.max_in_flight)]
+            self.streams = [BatchStream(self, 1) for _ in range(delivery.max_in_flight)]
         elif delivery.ordering == "unordered":
-            self.slots = [Slot(self, delivery.max_in_flight)]
+            self.streams = [BatchStream(self, delivery.max_in_flight)]
         else:
-            self.slots = [Slot(self, 1)]
+            self.streams = [BatchStream(self, 1)]
+
+    @classmethod
+    def create(cls, topic: str, partition: int, services: LaneServices) -> Lane:
+        buffer = services.buffer
+        ledger = PartitionLedger(
+            topic,
+            partition,
+            services.control,
+            services.process_buffer,
+            services.metrics,
+            max_records=buffer.max_records_per_partition,
+            max_bytes=buffer.max_bytes_per_partition,
+            trace_records=services.trace_records,
+        )
+        return cls(topic, partition, services, ledger)
 
     def start(self) -> None:
-        for slot in self.slots:
-            slot.task = asyncio.create_task(slot.run(), name=f"lane-{self.topic}-{self.partition}")
-            slot.task.add_done_callback(self._slot_ended)
+        for stream in self.streams:
+            stream.task = asyncio.create_task(
+                stream.run(), name=f"lane-{self.topic}-{self.partition}"
+            )
+            stream.task.add_done_callback(self._stream_ended)
 
-    def _slot_ended(self, task: asyncio.Task[None]) -> None:
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
         if error is None:
             return
@@ -220,138 +252,65 @@ class Lane:
         self.services.on_fatal(error)
 
     def feed(self, records: list[Record]) -> None:
-        size = 0
-        for record in records:
-            self.tracker.register(record.offset)
-            slots = self.slots
-            slot = slots[0] if len(slots) == 1 else slots[_key_slot(record.key, len(slots))]
-            slot.pending.append(record)
-            size += record.size
-        self.buffered_records += len(records)
-        self.buffered_bytes += size
-        self.services.buffer.add(len(records), size)
-        for slot in self.slots:
-            if slot.pending:
-                slot.wakeup.set()
-        if not self.paused and (
-            self.buffered_records >= self.max_records or self.buffered_bytes >= self.max_bytes
-        ):
-            self._set_paused(True)
+        self.ledger.enter(records)
+        streams = self.streams
+        if len(streams) == 1:
+            streams[0].pending.extend(records)
+        else:
+            for record in records:
+                streams[_key_stream(record.key, len(streams))].pending.append(record)
+        for stream in streams:
+            if stream.pending:
+                stream.wakeup.set()
 
-    def events_done(self, items: list[Item]) -> None:
-        """Events went through; records whose every event did are finished."""
-        outstanding, failed = self.outstanding, self.failed_offsets
-        if not outstanding and not failed:
-            self.finish_records([item.record for item in items])
-            return
-        done: list[Record] = []
-        for item in items:
-            offset = item.record.offset
-            if offset in failed:
-                continue  # the record was dead-lettered as a whole already
-            left = outstanding.get(offset, 1) - 1
-            if left > 0:
-                outstanding[offset] = left
-                continue
-            outstanding.pop(offset, None)
-            done.append(item.record)
-        self.finish_records(done)
+    async def processing_failed(self, record: Record, failure: RecordFailure) -> list[Any] | None:
+        """A record failed in decode, filter or transform. When the policy holds the
+        partition, processing is tried again until it succeeds (what it produced is then
+        delivered); otherwise the record takes the failure path (None)."""
+        failures = self.services.failures
+        if not failures.blocks:
+            await self.fail(record, failure)
+            return None
+        process, chunked = self.services.processor, self.services.chunk_processor
 
-    def finish_records(self, records: list[Record]) -> None:
-        """Records are delivered, filtered or dead-lettered: release them and move the
-        committable offset. Works per group so the cost per record stays small."""
-        if not records:
-            return
-        count = len(records)
-        size = sum(record.size for record in records)
-        self.buffered_records -= count
-        self.buffered_bytes -= size
-        self.services.buffer.remove(count, size)
-        metrics = self.services.metrics
-        # End-to-end latency is sampled (about 4 records per group): observing a histogram
-        # costs more than everything else done per record.
-        now = time.time()
-        for record in records[:: max(1, count // 4)]:
-            metrics.end_to_end.observe(max(0.0, now - record.timestamp / 1000))
-        moved = self.tracker.ack([record.offset for record in records])
-        if moved is not None:
-            self.services.store_offset(self.topic, self.partition, moved)
-            self._committed_gauge.set(moved)
-        if (
-            self.paused
-            and self.buffered_records <= self.max_records // 2
-            and self.buffered_bytes <= self.max_bytes // 2
-        ):
-            self._set_paused(False)
+        async def again() -> list[Any] | None:
+            if chunked is None:
+                assert process is not None
+                processed = process(record)
+            else:
+                processed = (await chunked([record]))[0]
+            return None if isinstance(processed, RecordFailure) else processed
+
+        return await failures.hold(record.event_id, failure, again)
 
     async def fail(self, record: Record, failure: RecordFailure) -> None:
-        """A record failed for good: to the failure path, then acknowledged."""
-        self.outstanding.pop(record.offset, None)
-        self.failed_offsets.add(record.offset)
-        tolerance = self.services.connector.spec.delivery.error_tolerance
-        if tolerance == "none" and failure.stage != "deliver":
-            # errorTolerance none: nothing moves past a failed record; the lane holds until
-            # the runtime restarts (typically with a fixed spec).
-            self.services.metrics.blocked_partitions.inc()
-            log.error(
-                "Partition %s-%d blocked at offset %d: %s failed: %s",
-                self.topic,
-                self.partition,
-                record.offset,
-                failure.stage,
-                failure.reason,
-            )
-            await asyncio.Event().wait()
-        await self.services.failures.handle(record, failure)
-        if self.services.trace_records:
-            trace.info(
-                "failed",
-                extra={"record": record.event_id, "stage": failure.stage, "reason": failure.reason},
-            )
-        self.finish_records([record])
-
-    def _set_paused(self, paused: bool) -> None:
-        self.paused = paused
-        log.info(
-            "%s partition %s-%d (%d records, %d bytes buffered)",
-            "Paused" if paused else "Resumed",
-            self.topic,
-            self.partition,
-            self.buffered_records,
-            self.buffered_bytes,
-        )
-        self.services.metrics.paused.inc() if paused else self.services.metrics.paused.dec()
-        self.services.set_paused(self.topic, self.partition, paused)
+        """A record failed for good: the failure policy settles it (dead-letter or drop)."""
+        self.ledger.failed_for_good(record)
+        outcome = await self.services.failures.settle(record, failure)
+        self.ledger.settled(record, outcome)
 
     async def drain(self) -> None:
         """Deliver what is buffered, then stop (on revoke and shutdown)."""
         self.draining = True
-        for slot in self.slots:
-            slot.wakeup.set()
-        tasks = [slot.task for slot in self.slots if slot.task is not None]
+        for stream in self.streams:
+            stream.wakeup.set()
+        tasks = [stream.task for stream in self.streams if stream.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._forget_pause()
+        self.ledger.forget_pause()
 
     async def abort(self) -> None:
-        for slot in self.slots:
-            if slot.task is not None:
-                slot.task.cancel()
-            for task in list(slot.in_flight):
+        for stream in self.streams:
+            if stream.task is not None:
+                stream.task.cancel()
+            for task in list(stream.in_flight):
                 task.cancel()
-        tasks = [slot.task for slot in self.slots if slot.task is not None]
-        tasks += [task for slot in self.slots for task in slot.in_flight]
+        tasks = [stream.task for stream in self.streams if stream.task is not None]
+        tasks += [task for stream in self.streams for task in stream.in_flight]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.services.buffer.remove(self.buffered_records, self.buffered_bytes)
-        self.buffered_records = self.buffered_bytes = 0
-        self._forget_pause()
-
-    def _forget_pause(self) -> None:
-        """The lane is going away; the source resumes the partition as it lets it go."""
-        if self.paused:
-            self.paused = False
-            self.services.metrics.paused.dec()
+        self.ledger.discard()
+        self.ledger.forget_pause()
 
 
-def _key_slot(key: bytes | None, slots: int) -> int:
-    # crc32 rather than hash(): stable across processes, so a key keeps its slot.
-    return zlib.crc32(key) % slots if key else 0
+def _key_stream(key: bytes | None, streams: int) -> int:
+    # crc32 rather than hash(): stable across processes, so a key keeps its stream.
+    return zlib.crc32(key) % streams if key else 0

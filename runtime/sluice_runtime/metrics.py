@@ -1,4 +1,4 @@
-"""Prometheus metrics of one runtime process (DESIGN.md section 7), plus the small HTTP
+"""Prometheus metrics of one runtime process (docs/metrics.md), plus the small HTTP
 server that exposes them with ``/healthz`` and ``/readyz``.
 
 Metrics live in their own registry so several runtimes can share a test process.
@@ -159,12 +159,14 @@ class ProbeServer:
         self._server.server_close()
 
 
-def runtime_probes(metrics: Metrics, port: int, ready: Callable[[], bool]) -> ProbeServer:
-    """/metrics, /healthz (the process is alive) and /readyz (it consumes)."""
+def runtime_probes(
+    metrics: Metrics, port: int, ready: Callable[[], bool], alive: Callable[[], bool]
+) -> ProbeServer:
+    """/metrics, /healthz (the event loop still turns) and /readyz (it consumes)."""
     return ProbeServer(
         {
             "/metrics": metrics_route(metrics.registry),
-            "/healthz": probe_route(lambda: True, b"stuck\n"),
+            "/healthz": probe_route(alive, b"stuck\n"),
             "/readyz": probe_route(ready, b"not ready\n"),
         },
         port,

@@ -1,4 +1,4 @@
-"""Request bodies and headers for each sink format (DESIGN.md section 5, "Payload").
+"""Request bodies and headers for each sink format (docs/concepts.md, "Window and payload").
 
 - ``cloudevents-batch``: a JSON array of CloudEvents 1.0 (structured mode),
   ``application/cloudevents-batch+json``;
@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from sluice_runtime.envelope import ENVELOPE, encode_envelope, envelope_parts, json_string
-from sluice_runtime.window import Item
+from sluice_runtime.records import Event
 
 EVENT_TYPE = "dev.sluice.kafka.record"
 CONTENT_TYPES = {
@@ -56,7 +56,7 @@ def _traceparent(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     return None
 
 
-def _attributes(item: Item, source: str) -> dict[str, Any]:
+def _attributes(item: Event, source: str) -> dict[str, Any]:
     record = item.record
     partition, offset = record.partition, record.offset
     attributes: dict[str, Any] = {
@@ -80,12 +80,12 @@ def _attributes(item: Item, source: str) -> dict[str, Any]:
     return attributes
 
 
-def _data(item: Item) -> Any:
+def _data(item: Event) -> Any:
     data = item.data
     return orjson.Fragment(encode_envelope(item.record)) if data is ENVELOPE else data
 
 
-def cloudevent(item: Item, source: str) -> dict[str, Any]:
+def cloudevent(item: Event, source: str) -> dict[str, Any]:
     event = _attributes(item, source)
     event["data"] = _data(item)
     return event
@@ -96,7 +96,7 @@ def cloudevent(item: Item, source: str) -> dict[str, Any]:
 # bytes per record; building events was the largest cost left per record (make bench,
 # throughput-batch100). What a partition's events share (topic, partition, source) is
 # written into the template once per chunk, so only 11 values vary per event.
-# tests/unit/test_payload.py holds the result equal to cloudevent().
+# tests/runtime/test_payload.py holds the result equal to cloudevent().
 # Placeholders start with a control byte, which escaped JSON text never contains, so what
 # replaces one placeholder cannot be mistaken for another.
 _T, _P, _S = b"\x01T", b"\x01P", b"\x01S"
@@ -132,7 +132,7 @@ def _event_template(topic: str, partition: int, source: str) -> bytes:
     )
 
 
-def _envelope_events(items: Sequence[Item], source: str) -> bytes:
+def _envelope_events(items: Sequence[Event], source: str) -> bytes:
     times = _time_cache
     chunks: list[bytes] = []
     start, end = 0, len(items)
@@ -187,7 +187,7 @@ def _envelope_events(items: Sequence[Item], source: str) -> bytes:
     return b"[" + b",".join(chunks) + b"]"
 
 
-def build_request(items: Sequence[Item], fmt: str, source: str) -> Request:
+def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
     content_type = {"content-type": CONTENT_TYPES[fmt]}
     if fmt == "cloudevents-batch":
         if all(item.data is ENVELOPE and item.index == 0 for item in items):

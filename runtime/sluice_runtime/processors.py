@@ -8,67 +8,63 @@ the lane, so one bad record cannot stop a partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from sluice_runtime.config import Connector
-from sluice_runtime.envelope import ENVELOPE, Record, build_envelope
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFailure:
-    stage: str  # decode | filter | transform | deliver
-    reason: str
-    status: int | None = None
-    attempts: int = 0
-
+from sluice_runtime.envelope import ENVELOPE, build_envelope
+from sluice_runtime.records import Record, RecordFailure
 
 Processed = list[Any] | RecordFailure
 """Event data items to deliver ([] = filtered out or dropped by a UDF), or a failure."""
 
 Processor = Callable[[Record], Processed]
 
+ChunkProcessor = Callable[[list[Record]], Awaitable[list[Processed]]]
+"""What each record of a chunk produced, in order (a UDF run in a worker process)."""
 
-class SpecError(ValueError):
-    """A filter or transform in the spec that does not compile; names the field."""
 
-
-def build_processor(connector: Connector, base_dir: Path | None = None) -> Processor:
-    from sluice_runtime.patterns import PatternError, compile_pattern, compile_patterns
+def build_processor(
+    connector: Connector,
+    base_dir: Path | None = None,
+    udf_source: str | None = None,
+    *,
+    udf_in_worker: bool = False,
+) -> Processor:
+    """Compile the Connector's filter and transform into one function of a record, run in
+    this process (running a UDF's module code); raises SpecError naming the field when one
+    does not compile. ``udf_source`` is the UDF's source when the caller has it already
+    (else it is loaded as the spec says). The runtime itself runs UDFs in worker processes
+    (``udf_pool.py``), which call this."""
+    from sluice_runtime.patterns import compile_pattern, compile_patterns
     from sluice_runtime.transform import (
         RecordTransformError,
         TransformContext,
-        TransformSpecError,
         compile_transform,
         load_udf_source,
     )
 
     spec = connector.spec
     matches: Callable[[Any], bool] | None = None
-    try:
-        if spec.filter is not None and spec.filter.pattern is not None:
-            matches = compile_pattern(spec.filter.pattern, "spec.filter.pattern")
-        elif spec.filter is not None and spec.filter.patterns is not None:
-            matches = compile_patterns(spec.filter.patterns, "spec.filter.patterns")
-    except PatternError as error:
-        raise SpecError(str(error)) from None
+    if spec.filter is not None and spec.filter.pattern is not None:
+        matches = compile_pattern(spec.filter.pattern, ("spec", "filter", "pattern"))
+    elif spec.filter is not None and spec.filter.patterns is not None:
+        matches = compile_patterns(spec.filter.patterns, ("spec", "filter", "patterns"))
 
     transform: Callable[[dict[str, Any]], list[Any]] | None = None
     if spec.transform is not None:
-        try:
-            udf_source = (
-                load_udf_source(spec.transform.udf, base_dir) if spec.transform.udf else None
-            )
-            transform = compile_transform(
-                spec.transform,
-                TransformContext(connector.metadata.name, connector.metadata.namespace),
-                udf_source,
-            )
-        except TransformSpecError as error:
-            text = str(error)  # name the field from the manifest's root, as patterns do
-            raise SpecError(text if text.startswith("spec.") else f"spec.{text}") from None
+        where = ("spec", "transform")
+        udf = spec.transform.udf
+        if udf is not None and udf_source is None:
+            udf_source = load_udf_source(udf, base_dir, (*where, "udf"))
+        transform = compile_transform(
+            spec.transform,
+            TransformContext(connector.metadata.name, connector.metadata.namespace),
+            udf_source,
+            where,
+            udf_in_worker=udf_in_worker,
+        )
 
     if matches is None and transform is None:
         return _pass_through

@@ -10,6 +10,7 @@ Connector's retry policy. The report says how many went through and how many fai
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,16 +18,19 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from sluice_runtime.config import Connector, ManifestError, load_connector_file
+from sluice_runtime.config import Connector, load_connector_file
 from sluice_runtime.contract import ERROR_HEADER_PREFIX
 from sluice_runtime.delivery import Deliverer
-from sluice_runtime.envelope import Record
+from sluice_runtime.errors import SluiceError, SpecError
+from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.metrics import Metrics
-from sluice_runtime.processors import RecordFailure, SpecError, build_processor
+from sluice_runtime.processors import build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
+from sluice_runtime.records import Event, Record, RecordFailure
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import kafka_auth_settings, records_from_messages
-from sluice_runtime.window import Item
+
+log = logging.getLogger("sluice.redrive")
 
 
 @dataclass
@@ -72,7 +76,9 @@ def read_dead_letters(
 ) -> list[Record]:
     dead_letter = connector.spec.delivery.dead_letter
     if dead_letter is None or dead_letter.kafka is None:
-        raise ManifestError("spec.delivery.deadLetter.kafka is not set: there is no DLQ to redrive")
+        raise SpecError(
+            ("spec", "delivery", "deadLetter", "kafka"), "is not set: there is no DLQ to redrive"
+        )
     kafka = connector.spec.source.kafka
     servers = dead_letter.kafka.bootstrap_servers or kafka.bootstrap_servers
     consumer = Consumer(
@@ -81,14 +87,15 @@ def read_dead_letters(
             "group.id": f"{connector.consumer_group}.redrive",  # required; never committed
             "enable.auto.commit": False,
             **kafka_auth_settings(kafka.auth),
-        }
+        },
+        logger=log,
     )
     topic = dead_letter.kafka.topic
     records: list[Record] = []
     try:
         metadata = consumer.list_topics(topic, timeout=15)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise ManifestError(f"dead-letter topic {topic!r} not found")
+            raise SluiceError(f"dead-letter topic {topic!r} not found")
         numbers = sorted(metadata.topics[topic].partitions)
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
@@ -127,14 +134,16 @@ async def redrive(
     processor = build_processor(connector, base_dir)
     metrics = Metrics()
     sink = HttpSink(connector)
+    # Whatever fails again is reported, never held: redrive is a one-off run.
+    delivery = connector.spec.delivery.model_copy(update={"error_tolerance": "all"})
     deliverer = Deliverer(
         sink.send,
-        connector.spec.delivery.model_copy(update={"error_tolerance": "all"}),
+        delivery,
         metrics,
         AdaptiveLimiter(8, None, metrics),
-        asyncio.Event(),
+        FailurePolicy(delivery, None, metrics, asyncio.Event()),
     )
-    items: list[Item] = []
+    items: list[Event] = []
     for record in map(original_record, records):
         processed = processor(record)
         if isinstance(processed, RecordFailure):
@@ -146,7 +155,7 @@ async def redrive(
         elif not processed:
             report.filtered += 1
         else:
-            items += [Item(record, data, index) for index, data in enumerate(processed)]
+            items += [Event(record, data, index) for index, data in enumerate(processed)]
     size = connector.spec.window.max_messages
     delivered_records: set[str] = set()
     try:
@@ -174,7 +183,7 @@ def run_redrive(path: str, since: str | None, limit: int | None) -> int:
         records = read_dead_letters(connector, when, limit)
         print(f"Redriving {len(records)} record(s) to {connector.spec.sink.uri}", file=sys.stderr)
         report = asyncio.run(redrive(connector, records, Path(path).resolve().parent))
-    except (ManifestError, SpecError, ValueError) as error:
+    except (SluiceError, ValueError) as error:
         print(f"sluice dlq redrive: {error}", file=sys.stderr)
         return 2
     print(

@@ -1,4 +1,4 @@
-"""Retry schedules (DESIGN.md section 5, "Retry"), pure and clock-free so they can be
+"""Retry schedules (docs/delivery.md, "Retries"), pure and clock-free so they can be
 checked exactly in unit tests instead of by sleeping.
 
 - ``exponential``: full jitter, ``initialDelay`` doubling up to ``maxDelay``; the defaults

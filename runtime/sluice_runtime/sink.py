@@ -18,9 +18,9 @@ import orjson
 
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import BEARER_TOKEN_ENV
-from sluice_runtime.http import LeanTransport, timeout_extension
 from sluice_runtime.payload import Request, build_request
-from sluice_runtime.window import Item
+from sluice_runtime.records import Event
+from sluice_runtime.transport import LeanTransport, timeout_extension
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
@@ -81,16 +81,22 @@ class HttpSink:
         self._extensions = timeout_extension(spec.timeout)
         # Requests go straight to the transport: httpx.AsyncClient's per-request work
         # (merging, auth and redirect flows, cookies) costs more CPU than the request
-        # itself and the sink needs none of it. See sluice_runtime.http for why this
+        # itself and the sink needs none of it. See sluice_runtime.transport for why this
         # transport, and make bench's http-client row for the figures.
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def prepare(self, items: Sequence[Item]) -> Request:
-        """The request for these items, built ahead of sending (see ``send``)."""
-        return build_request(items, self.format, self.source)
+    def prepare(self, events: Sequence[Event]) -> Request:
+        """The request for these events, built ahead of sending (see ``send``)."""
+        return build_request(events, self.format, self.source)
 
-    async def send(self, items: Sequence[Item], prepared: Request | None = None) -> SendResult:
-        payload = prepared if prepared is not None else self.prepare(items)
+    async def send(self, events: Sequence[Event], prepared: Request | None = None) -> SendResult:
+        try:
+            payload = prepared if prepared is not None else self.prepare(events)
+        except Exception as error:
+            # An event that cannot be written in the format (a value nested deeper than the
+            # JSON encoder goes, say): the content is at fault, so the batch is bisected
+            # down to that record, which takes the failure path.
+            return SendResult(False, None, f"payload: {type(error).__name__}: {error}"[:200])
         try:
             request = httpx.Request(
                 "POST",
@@ -113,6 +119,18 @@ class HttpSink:
         status = response.status_code
         if 200 <= status < 300:
             failed = _failed_ids(response)
+            unknown = failed.difference(event.event_id for event in events) if failed else None
+            if unknown:
+                # As Lambda does with an invalid itemIdentifier: the whole batch failed.
+                # Retrying only the named ids would deliver nothing and bisecting would
+                # multiply the requests, so the batch is retried as a whole.
+                named = ", ".join(sorted(unknown)[:3])
+                return SendResult(
+                    False,
+                    status,
+                    f"batchItemFailures names ids that are not in the batch: {named}"[:200],
+                    retryable=True,
+                )
             if failed:
                 return SendResult(
                     False, status, "partial batch failure", retryable=True, failed_ids=failed

@@ -20,13 +20,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
 from sluice_runtime.config import Connector, KafkaAuth
 from sluice_runtime.contract import KAFKA_AUTH_ENV
-from sluice_runtime.envelope import Record
+from sluice_runtime.records import Record
 
 log = logging.getLogger("sluice.source")
 
@@ -73,29 +73,46 @@ def consumer_settings(connector: Connector, client_id: str) -> dict[str, Any]:
     }
 
 
-class KafkaSource:
-    """One group member. ``on_records`` etc. are called on the event loop's thread."""
+class SourceListener(Protocol):
+    """What a reader tells the runtime; every call arrives on the event loop's thread."""
+
+    def records_read(
+        self, reader: KafkaReader, groups: dict[tuple[str, int], list[Record]]
+    ) -> None:
+        """Records read, grouped by (topic, partition), each group in offset order."""
+
+    def assigned(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        """The group gave the reader these partitions."""
+
+    async def revoked(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        """The partitions go to another member: finish them (bounded) before returning;
+        the reader then commits what was stored and lets them go."""
+
+    async def lost(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        """The partitions are gone already (session timeout): drop their work."""
+
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        """Records behind the end of a partition, every few seconds."""
+
+    def failed(self, error: BaseException) -> None:
+        """The reader stopped on an unexpected error; the runtime must stop."""
+
+
+class KafkaReader:
+    """One group member, polled on its own thread. Implements ``PartitionControl``."""
 
     def __init__(
         self,
         connector: Connector,
         index: int,
         loop: asyncio.AbstractEventLoop,
-        on_records: Callable[[KafkaSource, dict[tuple[str, int], list[Record]]], None],
-        on_assign: Callable[[KafkaSource, list[tuple[str, int]]], None],
-        on_revoke: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
-        on_lost: Callable[[KafkaSource, list[tuple[str, int]]], Coroutine[Any, Any, None]],
+        listener: SourceListener,
         revoke_timeout: float,
-        on_lag: Callable[[str, int, int], None] | None = None,
-        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.connector = connector
         self.index = index
-        self._on_fatal = on_fatal
         self.loop = loop
-        self._on_records, self._on_assign = on_records, on_assign
-        self._on_revoke, self._on_lost = on_revoke, on_lost
-        self._on_lag = on_lag
+        self.listener = listener
         self.revoke_timeout = revoke_timeout
         client_id = f"sluice-{os.environ.get('HOSTNAME', 'local')}-{index}"
         self.consumer = Consumer(consumer_settings(connector, client_id), logger=log)
@@ -179,7 +196,7 @@ class KafkaSource:
                     groups = records_by_partition(messages)
                     if groups:
                         self._hand_over(groups)
-                if self._on_lag is not None and time.monotonic() >= next_lag:
+                if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + LAG_INTERVAL
                     self._report_lag()
         finally:
@@ -202,7 +219,7 @@ class KafkaSource:
 
         def take() -> None:
             try:
-                self._on_records(self, groups)
+                self.listener.records_read(self, groups)
             finally:
                 taken.set()
 
@@ -237,8 +254,7 @@ class KafkaSource:
 
     def _fail(self, error: BaseException) -> None:
         log.critical("Kafka consumer %d failed: %r", self.index, error, exc_info=error)
-        if self._on_fatal is not None:
-            self.loop.call_soon_threadsafe(self._on_fatal, error)
+        self.loop.call_soon_threadsafe(self.listener.failed, error)
 
     def _guarded(self, callback: RebalanceCallback) -> RebalanceCallback:
         """A rebalance callback that never raises: one that does makes consume() drop the
@@ -257,14 +273,14 @@ class KafkaSource:
         tps = self._tuples(partitions)
         self.assigned.update(tps)
         log.info("Assigned partitions %s", ", ".join(f"{t}-{p}" for t, p in tps) or "none")
-        self.loop.call_soon_threadsafe(self._on_assign, self, tps)
+        self.loop.call_soon_threadsafe(self.listener.assigned, self, tps)
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         if not tps:
             return
         log.info("Revoking partitions %s", ", ".join(f"{t}-{p}" for t, p in tps))
-        self._wait(self._on_revoke(self, tps))
+        self._wait(self.listener.revoked(self, tps))
         self._apply_handovers()
         self._commit(tps)
         self._release(tps)
@@ -275,7 +291,7 @@ class KafkaSource:
             "Lost partitions %s; their in-flight records will be read again",
             ", ".join(f"{t}-{p}" for t, p in tps),
         )
-        self._wait(self._on_lost(self, tps))
+        self._wait(self.listener.lost(self, tps))
         self._apply_handovers()
         self._release(tps)
         for tp in tps:
@@ -315,7 +331,6 @@ class KafkaSource:
             log.error("Synchronous commit failed: %s", error)
 
     def _report_lag(self) -> None:
-        assert self._on_lag is not None
         for topic, partition in list(self.assigned):
             try:
                 _low, high = self.consumer.get_watermark_offsets(
@@ -326,7 +341,9 @@ class KafkaSource:
             position = self.stored.get((topic, partition))
             if high is None or high < 0 or position is None or position == OFFSET_INVALID:
                 continue
-            self.loop.call_soon_threadsafe(self._on_lag, topic, partition, max(0, high - position))
+            self.loop.call_soon_threadsafe(
+                self.listener.lag, topic, partition, max(0, high - position)
+            )
 
 
 def records_from_messages(messages: list[Message]) -> list[Record]:

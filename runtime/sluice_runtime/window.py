@@ -5,31 +5,8 @@ owns the clock, which keeps this logic exact and testable without sleeping."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from sluice_runtime.envelope import Record
-
-
-@dataclass(slots=True)
-class Item:
-    """One event to deliver: the data a record produced (a record may produce several)."""
-
-    record: Record
-    data: Any
-    index: int = 0  # position among the events one record fanned out to
-
-    @property
-    def event_id(self) -> str:
-        base = self.record.event_id
-        return base if self.index == 0 else f"{base}-{self.index}"
-
-
-@dataclass(slots=True)
-class Batch:
-    items: list[Item]
-    trigger: str  # count | bytes | interval | drain
-    size: int = 0
-
+from sluice_runtime.records import Batch, Event
 
 _NONE_CLOSED: list[Batch] = []  # shared and never changed: add() closed nothing
 
@@ -39,28 +16,28 @@ class Batcher:
     max_messages: int
     max_bytes: int
     max_interval: float
-    _items: list[Item] = field(default_factory=list)
+    _items: list[Event] = field(default_factory=list)
     _bytes: int = 0
     _opened_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item: Item, size: int, now: float) -> list[Batch]:
-        """Add one item; returns the batches this closes (none, or one or two)."""
+    def add(self, event: Event, size: int, now: float) -> list[Batch]:
+        """Add one event; returns the batches this closes (none, or one or two)."""
         items = self._items
         if items and self._bytes + size < self.max_bytes and len(items) + 1 < self.max_messages:
-            items.append(item)  # the common case: the open batch takes it and stays open
+            items.append(event)  # the common case: the open batch takes it and stays open
             self._bytes += size
             return _NONE_CLOSED
         closed: list[Batch] = []
-        # An item that would overflow the byte budget starts a new batch, so batches stay
+        # An event that would overflow the byte budget starts a new batch, so batches stay
         # under maxBytes unless a single record is larger on its own.
         if items and self._bytes + size > self.max_bytes:
             closed.append(self.flush("bytes"))
         if not self._items:
             self._opened_at = now
-        self._items.append(item)
+        self._items.append(event)
         self._bytes += size
         if len(self._items) >= self.max_messages:
             closed.append(self.flush("count"))

@@ -11,10 +11,11 @@ combined across different array elements, like EventBridge's array-consistent ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sluice_runtime.patterns.errors import InvalidPattern, PatternError, join_path
+from sluice_runtime.errors import as_path
+from sluice_runtime.patterns.errors import InvalidPattern, Location, PatternError
 from sluice_runtime.patterns.kinds import (
     MISSING,
     TABLE_TYPES,
@@ -30,32 +31,31 @@ OR_KEY = "$or"
 
 
 def compile_pattern(
-    pattern: dict[str, Any], where: str = "filter.pattern"
+    pattern: dict[str, Any], where: str | Sequence[str | int] = "filter.pattern"
 ) -> Callable[[Any], bool]:
     """Validate ``pattern`` and compile it into ``matches(event) -> bool``.
 
-    Raises :class:`PatternError` naming the offending path under ``where``.
+    Raises :class:`PatternError` naming the offending path under ``where`` (a field path,
+    or a dotted name such as ``"spec.filter.pattern"``).
     """
     try:
-        return _compile_root(pattern, "")
+        return _compile_root(pattern, ())
     except InvalidPattern as invalid:
-        raise PatternError.from_invalid(where, invalid) from None
+        raise PatternError.from_invalid(as_path(where), invalid) from None
 
 
 def compile_patterns(
-    patterns: list[dict[str, Any]], where: str = "filter.patterns"
+    patterns: list[dict[str, Any]], where: str | Sequence[str | int] = "filter.patterns"
 ) -> Callable[[Any], bool]:
     """Several patterns; an event matches when any of them does."""
     if not isinstance(patterns, list) or not patterns:
         raise PatternError(
-            where, "", None, f"needs a non-empty array of patterns, not {show(patterns)}", ""
+            as_path(where), (), None, f"needs a non-empty array of patterns, not {show(patterns)}"
         )
     try:
-        matchers = tuple(
-            _compile_root(pattern, f"[{index}]") for index, pattern in enumerate(patterns)
-        )
+        matchers = tuple(_compile_root(pattern, (index,)) for index, pattern in enumerate(patterns))
     except InvalidPattern as invalid:
-        raise PatternError.from_invalid(where, invalid) from None
+        raise PatternError.from_invalid(as_path(where), invalid) from None
     if len(matchers) == 1:
         return matchers[0]
 
@@ -69,19 +69,19 @@ def compile_patterns(
     return matches_any
 
 
-def _compile_root(pattern: Any, location: str) -> Check:
+def _compile_root(pattern: Any, location: Location) -> Check:
     if not isinstance(pattern, dict):
         raise InvalidPattern(location, None, f"must be a JSON object, not {show(pattern)}")
     return _compile_object(pattern, location)
 
 
-def _compile_object(pattern: dict[str, Any], location: str) -> Check:
+def _compile_object(pattern: dict[str, Any], location: Location) -> Check:
     if not pattern:
         raise InvalidPattern(location, None, "must have at least one field, not {}")
     fields: list[tuple[str, Table]] = []
     alternatives: list[tuple[Check, ...]] = []
     for key, sub_pattern in pattern.items():
-        here = join_path(location, str(key))
+        here = (*location, key)
         if key == OR_KEY:
             alternatives.append(_compile_or(sub_pattern, location))
         elif isinstance(sub_pattern, list):
@@ -97,7 +97,7 @@ def _compile_object(pattern: dict[str, Any], location: str) -> Check:
     return _object_matcher(tuple(fields), tuple(alternatives))
 
 
-def _compile_or(alternatives: Any, location: str) -> tuple[Check, ...]:
+def _compile_or(alternatives: Any, location: Location) -> tuple[Check, ...]:
     if (
         not isinstance(alternatives, list)
         or len(alternatives) < 2
@@ -108,9 +108,8 @@ def _compile_or(alternatives: Any, location: str) -> tuple[Check, ...]:
             OR_KEY,
             f"needs an array of at least 2 pattern objects, not {show(alternatives)}",
         )
-    or_location = join_path(location, OR_KEY)
     return tuple(
-        _compile_object(alternative, f"{or_location}[{index}]")
+        _compile_object(alternative, (*location, OR_KEY, index))
         for index, alternative in enumerate(alternatives)
     )
 

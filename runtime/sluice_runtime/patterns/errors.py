@@ -2,51 +2,53 @@
 
 from __future__ import annotations
 
+from sluice_runtime.errors import FieldPath, SpecError, format_path
+
+Location = FieldPath
+"""A place inside a pattern: keys and array indexes, ``("value", "amount", 0)``."""
+
 
 class InvalidPattern(Exception):
     """Raised while compiling, before the caller's ``where`` prefix is known.
 
-    ``location`` is the path inside the pattern (``value.amount[0]``), ``operator`` the
-    operator at fault (``numeric``) or None for structural problems, ``detail`` the rest of
-    the sentence (``needs ...``).
+    ``location`` is the path inside the pattern (``("value", "amount", 0)``), ``operator``
+    the operator at fault (``numeric``) or None for structural problems, ``detail`` the rest
+    of the sentence (``needs ...``); ``path`` is the location with the operator.
     """
 
     def __init__(
-        self, location: str, operator: str | None, detail: str, *, path: str | None = None
+        self, location: Location, operator: str | None, detail: str, *, path: Location | None = None
     ) -> None:
         super().__init__(detail)
         self.location = location
         self.operator = operator
         self.detail = detail
-        self.path = path if path is not None else join_path(location, operator)
+        self.path = path if path is not None else (*location, *((operator,) if operator else ()))
 
 
-class PatternError(ValueError):
-    """An invalid event pattern.
+class PatternError(SpecError):
+    """An invalid event pattern: a :class:`SpecError` at ``where`` + the place inside the
+    pattern, whose problem starts with the operator at fault.
 
-    ``path`` names the offending part inside the pattern (``value.amount[0].numeric``);
-    ``str(err)`` reads ``filter.pattern.value.amount[0]: numeric needs ...``.
+    ``str(err)`` reads ``filter.pattern.value.amount[0]: numeric needs ...``;
+    ``pattern_path`` names the offending part inside the pattern with its operator
+    (``value.amount[0].numeric``).
     """
 
-    def __init__(self, where: str, location: str, operator: str | None, detail: str, path: str):
-        reason = f"{operator} {detail}" if operator else detail
-        message = f"{join_path(where, location)}: {reason}"
-        super().__init__(message)
+    def __init__(
+        self,
+        where: FieldPath,
+        location: Location,
+        operator: str | None,
+        detail: str,
+        pattern_path: Location = (),
+    ) -> None:
+        super().__init__((*where, *location), f"{operator} {detail}" if operator else detail)
         self.where = where
         self.location = location
         self.operator = operator
-        self.path = path
-        self.message = message
+        self.pattern_path = format_path(pattern_path)
 
     @classmethod
-    def from_invalid(cls, where: str, invalid: InvalidPattern) -> PatternError:
+    def from_invalid(cls, where: FieldPath, invalid: InvalidPattern) -> PatternError:
         return cls(where, invalid.location, invalid.operator, invalid.detail, invalid.path)
-
-
-def join_path(base: str, part: str | None) -> str:
-    """``a`` + ``b`` → ``a.b``; ``a`` + ``[0]`` → ``a[0]``; empty parts vanish."""
-    if not part:
-        return base
-    if not base or part.startswith("["):
-        return base + part
-    return f"{base}.{part}"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from operator import methodcaller
 from typing import Any, Final
 
-from sluice_runtime.patterns.errors import InvalidPattern, join_path
+from sluice_runtime.patterns.errors import InvalidPattern, Location
 from sluice_runtime.patterns.kinds import (
     Check,
     Missing,
@@ -38,12 +38,12 @@ from sluice_runtime.patterns.operands import (
 SCALAR_KINDS: Final[frozenset[type]] = frozenset({str, float, bool, NoneType})
 
 
-def compile_leaf(entries: list[Any], location: str) -> Table:
+def compile_leaf(entries: list[Any], location: Location) -> Table:
     if not entries:
         raise InvalidPattern(location, None, "must list at least one value to match, not []")
     leaf = _Leaf()
     for index, entry in enumerate(entries):
-        leaf.add(entry, f"{location}[{index}]")
+        leaf.add(entry, (*location, index))
     return leaf.table()
 
 
@@ -75,7 +75,7 @@ class _Leaf:
         self.always: set[type] = set()
         self.when_absent = False
 
-    def add(self, entry: Any, location: str) -> None:
+    def add(self, entry: Any, location: Location) -> None:
         if entry is None:
             self.null = True
         elif isinstance(entry, bool):
@@ -100,7 +100,7 @@ class _Leaf:
                 f"not {show(entry)}",
             )
 
-    def add_operator(self, entry: dict[str, Any], location: str) -> None:
+    def add_operator(self, entry: dict[str, Any], location: Location) -> None:
         if len(entry) != 1:
             raise InvalidPattern(
                 location,
@@ -114,40 +114,40 @@ class _Leaf:
                 location,
                 None,
                 f"has unknown operator {show(name)}; expected one of {', '.join(_OPERATORS)}",
-                path=join_path(location, str(name)),
+                path=(*location, str(name)),
             )
         handler(self, operand, location)
 
-    def add_prefix(self, operand: Any, location: str) -> None:
+    def add_prefix(self, operand: Any, location: Location) -> None:
         if isinstance(operand, str):
             self.prefixes.append(operand)
         else:
             lowered = ignore_case_operand(operand, location, "prefix")
             self.string_tests.append(lambda value: value.lower().startswith(lowered))
 
-    def add_suffix(self, operand: Any, location: str) -> None:
+    def add_suffix(self, operand: Any, location: Location) -> None:
         if isinstance(operand, str):
             self.suffixes.append(operand)
         else:
             lowered = ignore_case_operand(operand, location, "suffix")
             self.string_tests.append(lambda value: value.lower().endswith(lowered))
 
-    def add_equals_ignore_case(self, operand: Any, location: str) -> None:
+    def add_equals_ignore_case(self, operand: Any, location: Location) -> None:
         if not isinstance(operand, str):
             raise InvalidPattern(
                 location, "equals-ignore-case", f"needs a string, not {show(operand)}"
             )
         self.ignore_case.add(operand.lower())
 
-    def add_wildcard(self, operand: Any, location: str) -> None:
+    def add_wildcard(self, operand: Any, location: Location) -> None:
         self.string_tests.append(wildcard_test(operand, location, "wildcard"))
 
-    def add_contains(self, operand: Any, location: str) -> None:
+    def add_contains(self, operand: Any, location: Location) -> None:
         if not isinstance(operand, str):
             raise InvalidPattern(location, "contains", f"needs a string, not {show(operand)}")
         self.string_tests.append(methodcaller("__contains__", operand))
 
-    def add_exists(self, operand: Any, location: str) -> None:
+    def add_exists(self, operand: Any, location: Location) -> None:
         if not isinstance(operand, bool):
             raise InvalidPattern(location, "exists", f"needs true or false, not {show(operand)}")
         if operand:
@@ -155,17 +155,17 @@ class _Leaf:
         else:
             self.when_absent = True
 
-    def add_cidr(self, operand: Any, location: str) -> None:
+    def add_cidr(self, operand: Any, location: Location) -> None:
         self.string_tests.append(cidr_test(operand, location))
 
-    def add_numeric(self, operand: Any, location: str) -> None:
+    def add_numeric(self, operand: Any, location: Location) -> None:
         test = numeric_test(operand, location)
         if isinstance(test, int | float):
             self.numbers.add(test)
         else:
             self.number_tests.append(test)
 
-    def add_anything_but(self, operand: Any, location: str) -> None:
+    def add_anything_but(self, operand: Any, location: Location) -> None:
         if isinstance(operand, dict):
             self.string_tests.append(anything_but_string_test(operand, location))
             self.always.update(SCALAR_KINDS - {str})
@@ -276,7 +276,7 @@ def _leaf_array_check(table: Table, when_absent: bool) -> Check:
     return on_array
 
 
-_OPERATORS: Final[dict[str, Callable[[_Leaf, Any, str], None]]] = {
+_OPERATORS: Final[dict[str, Callable[[_Leaf, Any, Location], None]]] = {
     "prefix": _Leaf.add_prefix,
     "suffix": _Leaf.add_suffix,
     "equals-ignore-case": _Leaf.add_equals_ignore_case,

@@ -13,7 +13,7 @@ from ipaddress import ip_address, ip_network
 from operator import ge, gt, le, lt
 from typing import Any, Final
 
-from sluice_runtime.patterns.errors import InvalidPattern
+from sluice_runtime.patterns.errors import InvalidPattern, Location
 from sluice_runtime.patterns.wildcard import WildcardSyntaxError, split_wildcard, wildcard_matcher
 
 Number = int | float
@@ -43,7 +43,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int) or math.isfinite(value)
 
 
-def ignore_case_operand(operand: Any, location: str, operator: str) -> str:
+def ignore_case_operand(operand: Any, location: Location, operator: str) -> str:
     if (
         isinstance(operand, dict)
         and len(operand) == 1
@@ -57,7 +57,7 @@ def ignore_case_operand(operand: Any, location: str, operator: str) -> str:
     )
 
 
-def wildcard_test(operand: Any, location: str, operator: str) -> StringTest:
+def wildcard_test(operand: Any, location: Location, operator: str) -> StringTest:
     if not isinstance(operand, str):
         raise InvalidPattern(location, operator, f"needs a string, not {show(operand)}")
     try:
@@ -66,7 +66,7 @@ def wildcard_test(operand: Any, location: str, operator: str) -> StringTest:
         raise InvalidPattern(location, operator, f"{show(operand)} {error}") from None
 
 
-def cidr_test(operand: Any, location: str) -> StringTest:
+def cidr_test(operand: Any, location: Location) -> StringTest:
     try:
         if not isinstance(operand, str) or operand.count("/") != 1:
             raise ValueError(operand)
@@ -92,7 +92,7 @@ def cidr_test(operand: Any, location: str) -> StringTest:
     return in_network
 
 
-def numeric_test(operand: Any, location: str) -> NumberTest | Number:
+def numeric_test(operand: Any, location: Location) -> NumberTest | Number:
     """The test for a ``numeric`` operand, or the number itself for ``["=", n]``."""
 
     def invalid(detail: str) -> InvalidPattern:
@@ -141,7 +141,7 @@ def _range_test(
     return lambda value: lower < value < upper
 
 
-def anything_but_string_test(operand: dict[str, Any], location: str) -> StringTest:
+def anything_but_string_test(operand: dict[str, Any], location: Location) -> StringTest:
     operator = "anything-but"
     if len(operand) != 1 or next(iter(operand)) not in _ANYTHING_BUT_STRING_OPERATORS:
         raise InvalidPattern(

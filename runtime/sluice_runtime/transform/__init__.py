@@ -6,7 +6,12 @@ from sluice_runtime.transform.context import TransformContext
 from sluice_runtime.transform.errors import RecordTransformError, TransformSpecError
 from sluice_runtime.transform.jsonpath import JsonPath, compile_jsonpath
 from sluice_runtime.transform.template import compile_template
-from sluice_runtime.transform.udf import UdfContext, compile_udf, load_udf_source
+from sluice_runtime.transform.udf import (
+    UdfContext,
+    compile_udf,
+    compile_udf_source,
+    load_udf_source,
+)
 
 __all__ = [
     "JsonPath",
@@ -19,6 +24,7 @@ __all__ = [
     "compile_template",
     "compile_transform",
     "compile_udf",
+    "compile_udf_source",
     "load_udf_source",
     "run_test_transform",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from sluice_runtime.config import Connector, load_connector_file
+from sluice_runtime.errors import ManifestError
 from sluice_runtime.transform.compiler import compile_transform
 from sluice_runtime.transform.context import TransformContext
 from sluice_runtime.transform.errors import RecordTransformError
@@ -47,15 +48,16 @@ def run_test_transform(connector_path: str, event_arg: str) -> int:
         output = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     except RecordTransformError as error:
         return _fail(f"transform failed: {error.reason}")
+    except ManifestError as error:
+        return _fail(error.one_line())
     except (_UsageError, ValueError, TypeError, OSError, ImportError) as error:
-        return _fail(str(error))
+        return _fail(" ".join(str(error).split()))  # the command promises one line
     print(output.decode())
     return 0
 
 
 def _fail(message: str) -> int:
-    # Manifest errors list one field per line; the CLI promises one line.
-    print("test-transform: " + "; ".join(m.strip() for m in message.splitlines()), file=sys.stderr)
+    print(f"test-transform: {message}", file=sys.stderr)
     return 2
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sluice_runtime.config import Transform
+from sluice_runtime.errors import as_path
 from sluice_runtime.transform.context import TransformContext
 from sluice_runtime.transform.jsonpath import compile_jsonpath
 from sluice_runtime.transform.template import compile_template
@@ -20,6 +21,9 @@ def compile_transform(
     spec: Transform | None,
     context: TransformContext,
     udf_source: str | None = None,
+    where: str | Sequence[str | int] = "transform",
+    *,
+    udf_in_worker: bool = False,
 ) -> RecordTransform:
     """Compile ``spec`` once (TransformSpecError if it cannot be).
 
@@ -29,15 +33,16 @@ def compile_transform(
     """
     if spec is None:
         return _whole_envelope
+    at = as_path(where)
     if spec.json_path is not None:
-        select = compile_jsonpath(spec.json_path, "transform.jsonPath").select
+        select = compile_jsonpath(spec.json_path, (*at, "jsonPath")).select
 
         def json_path(envelope: dict[str, Any]) -> list[Any]:
             return [select(envelope)]
 
         return json_path
     if spec.template is not None:
-        render = compile_template(spec.template)
+        render = compile_template(spec.template, (*at, "template"))
 
         def template(envelope: dict[str, Any]) -> list[Any]:
             return [render(envelope)]
@@ -45,8 +50,9 @@ def compile_transform(
         return template
     # The Transform model guarantees exactly one kind is set.
     assert spec.udf is not None
-    source = udf_source if udf_source is not None else load_udf_source(spec.udf)
-    return compile_udf(source, spec.udf.function, context)
+    udf_at = (*at, "udf")
+    source = udf_source if udf_source is not None else load_udf_source(spec.udf, where=udf_at)
+    return compile_udf(source, spec.udf.function, context, udf_at, in_worker=udf_in_worker)
 
 
 def _whole_envelope(envelope: dict[str, Any]) -> list[Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from sluice_runtime.errors import SluiceError, SpecError
 
-class TransformSpecError(ValueError):
-    """A transform that cannot be compiled; the message starts with the field at fault,
+
+class TransformSpecError(SpecError):
+    """A transform that cannot be compiled: a :class:`SpecError` at the field at fault,
     e.g. ``transform.template.paths.uid: invalid JSONPath '$.[': ...``."""
 
 
-class RecordTransformError(Exception):
+class RecordTransformError(SluiceError):
     """A transform that failed on one record (stage ``transform`` of the failure path).
 
     ``reason`` is short and on one line, because it ends up in logs, metrics and

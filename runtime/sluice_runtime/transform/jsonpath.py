@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sluice_runtime.errors import FieldPath, as_path
 from sluice_runtime.transform.errors import TransformSpecError
 
 SUPPORTED: Final = (
@@ -83,9 +84,9 @@ class JsonPath:
         return None if value is MISSING else value
 
 
-def compile_jsonpath(expression: str, where: str) -> JsonPath:
-    """Compile ``expression``; errors are TransformSpecError naming ``where``."""
-    steps = _Parser(expression, where).parse()
+def compile_jsonpath(expression: str, where: str | Sequence[str | int]) -> JsonPath:
+    """Compile ``expression``; errors are TransformSpecError at the field ``where``."""
+    steps = _Parser(expression, as_path(where)).parse()
     single = [s for s in steps if isinstance(s, str | int)]
     if len(single) == len(steps):
         return JsonPath(expression=expression, multi=False, lookup=_single_lookup(single))
@@ -93,7 +94,7 @@ def compile_jsonpath(expression: str, where: str) -> JsonPath:
 
 
 class _Parser:
-    def __init__(self, expression: str, where: str) -> None:
+    def __init__(self, expression: str, where: FieldPath) -> None:
         self.text = expression.strip()
         self.expression = expression
         self.where = where
@@ -101,13 +102,14 @@ class _Parser:
 
     def error(self, message: str) -> TransformSpecError:
         return TransformSpecError(
-            f"{self.where}: invalid JSONPath {self.expression!r}: {message} at position {self.pos}"
+            self.where, f"invalid JSONPath {self.expression!r}: {message} at position {self.pos}"
         )
 
     def unsupported(self, what: str) -> TransformSpecError:
         return TransformSpecError(
-            f"{self.where}: unsupported JSONPath {self.expression!r}: {what} not supported"
-            f" ({SUPPORTED}; use a UDF for more)"
+            self.where,
+            f"unsupported JSONPath {self.expression!r}: {what} not supported"
+            f" ({SUPPORTED}; use a UDF for more)",
         )
 
     def parse(self) -> list[_Step]:

@@ -16,12 +16,13 @@ one lookup and one orjson call per placeholder, a join and (JSON templates) one 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
 from sluice_runtime.config import Template
+from sluice_runtime.errors import FieldPath, as_path, format_path
 from sluice_runtime.transform.errors import RecordTransformError, TransformSpecError
 from sluice_runtime.transform.jsonpath import MISSING, JsonPath, Lookup, compile_jsonpath
 
@@ -35,16 +36,19 @@ _Encode = Callable[[Any], bytes]
 _Text = Callable[[Any], str]
 
 
-def compile_template(spec: Template, where: str = "transform.template") -> Render:
+def compile_template(
+    spec: Template, where: str | Sequence[str | int] = "transform.template"
+) -> Render:
     """Compile ``spec`` into a function from the envelope to the event data."""
+    at = as_path(where)
     named: dict[str, JsonPath] = {}
     for name, expression in spec.paths.items():
         if not _NAME_RE.fullmatch(name):
             raise TransformSpecError(
-                f"{where}.paths.{name}: a name must be letters, digits, _ . or -"
-                " and start with a letter or _"
+                (*at, "paths", name),
+                "a name must be letters, digits, _ . or - and start with a letter or _",
             )
-        named[name] = compile_jsonpath(expression, f"{where}.paths.{name}")
+        named[name] = compile_jsonpath(expression, (*at, "paths", name))
 
     text = spec.template
     literals: list[str] = []
@@ -58,14 +62,15 @@ def compile_template(spec: Template, where: str = "transform.template") -> Rende
         expression, name = match.group("path", "name")
         if expression is not None:
             if expression not in inline:
-                inline[expression] = compile_jsonpath(expression, f"{where}.template")
+                inline[expression] = compile_jsonpath(expression, (*at, "template"))
             path = inline[expression]
         elif name in named:
             path = named[name]
         else:
             raise TransformSpecError(
-                f"{where}.template: unknown placeholder <{name}>"
-                f" (define it in {where}.paths, or write <$.path>)"
+                (*at, "template"),
+                f"unknown placeholder <{name}>"
+                f" (define it in {format_path((*at, 'paths'))}, or write <$.path>)",
             )
         labels.append(match.group())
         lookups.append(path.lookup)
@@ -75,11 +80,11 @@ def compile_template(spec: Template, where: str = "transform.template") -> Rende
         orjson.loads("null".join(literals))
     except orjson.JSONDecodeError:
         return _text_template(literals, labels, lookups)
-    in_string = _string_contexts(literals, where)
+    in_string = _string_contexts(literals, at)
     return _json_template(literals, labels, lookups, in_string)
 
 
-def _string_contexts(literals: list[str], where: str) -> list[bool]:
+def _string_contexts(literals: list[str], where: FieldPath) -> list[bool]:
     """For each placeholder of a JSON template, whether it sits inside a string literal."""
     contexts: list[bool] = []
     in_string = False
@@ -96,7 +101,7 @@ def _string_contexts(literals: list[str], where: str) -> list[bool]:
                 in_string = False
         if escaped:
             # The backslash would escape the first character of the inserted value.
-            raise TransformSpecError(f"{where}.template: a placeholder follows a backslash")
+            raise TransformSpecError((*where, "template"), "a placeholder follows a backslash")
         contexts.append(in_string)
     return contexts
 

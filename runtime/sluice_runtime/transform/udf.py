@@ -14,7 +14,7 @@ import re
 import sys
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ import orjson
 
 from sluice_runtime.config import Udf
 from sluice_runtime.contract import UDF_FILE_ENV
+from sluice_runtime.errors import FieldPath, as_path, format_path
 from sluice_runtime.transform.context import TransformContext
 from sluice_runtime.transform.errors import RecordTransformError, TransformSpecError
 
@@ -59,45 +60,57 @@ class UdfContext:
         )
 
 
-def load_udf_source(udf: Udf, base_dir: Path | None = None) -> str:
+def load_udf_source(
+    udf: Udf, base_dir: Path | None = None, where: str | Sequence[str | int] = "transform.udf"
+) -> str:
     """The UDF's source: inline, from ``file`` (relative to ``base_dir``), or, for a
     ConfigMap, from the file ``$SLUICE_UDF_FILE`` where the operator mounts it."""
+    at = as_path(where)
     if udf.source is not None:
         return udf.source
     if udf.file is not None:
         path = Path(udf.file)
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        return _read(path, "transform.udf.file")
+        return _read(path, (*at, "file"))
+    ref_path = (*at, "configMapRef")
     mounted = os.environ.get(UDF_FILE_ENV)
     if mounted:
-        return _read(Path(mounted), f"transform.udf.configMapRef (${UDF_FILE_ENV})")
+        return _read(Path(mounted), ref_path, f" (${UDF_FILE_ENV})")
     ref = udf.config_map_ref
     name = f"{ref.name}/{ref.key}" if ref is not None else "?"
     raise TransformSpecError(
-        f"transform.udf.configMapRef: the ConfigMap {name} is only read in the cluster;"
-        f" standalone, set transform.udf.file or transform.udf.source"
-        f" (or ${UDF_FILE_ENV} to a file holding the source)"
+        ref_path,
+        f"the ConfigMap {name} is only read in the cluster;"
+        f" standalone, set {format_path((*at, 'file'))} or {format_path((*at, 'source'))}"
+        f" (or ${UDF_FILE_ENV} to a file holding the source)",
     )
 
 
-def _read(path: Path, where: str) -> str:
+def _read(path: Path, where: FieldPath, via: str = "") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as error:
-        raise TransformSpecError(f"{where}: cannot read {path}: {error.strerror}") from None
+        raise TransformSpecError(where, f"cannot read {path}{via}: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise TransformSpecError(f"{where}: {path} is not UTF-8: {error.reason}") from None
+        raise TransformSpecError(where, f"{path}{via} is not UTF-8: {error.reason}") from None
 
 
 def compile_udf(
     source: str,
     function: str,
     context: TransformContext,
-    where: str = "transform.udf",
+    where: str | Sequence[str | int] = "transform.udf",
+    *,
+    in_worker: bool = False,
 ) -> Callable[[dict[str, Any]], list[Any]]:
-    """Load the UDF module once; returns the per-record transform."""
-    handler = _load(source, function, context, where)
+    """Load the UDF module once (running its module code); returns the per-record
+    transform. Checking a spec never calls this: see ``speccheck.check_udf_source``.
+
+    ``in_worker``: running in the UDF's worker process, where each envelope is built for
+    this call alone and the caller serialises the result at once (and reports what cannot
+    be): the defensive copies below are not needed there."""
+    handler = _load(source, function, context, as_path(where))
     logger = logging.getLogger(f"sluice.udf.{context.namespace}.{context.connector}")
     connector, namespace = context.connector, context.namespace
     dumps, loads = orjson.dumps, orjson.loads
@@ -112,11 +125,14 @@ def compile_udf(
             logger,
         )
         try:
-            result = handler(_fresh_copy(envelope), udf_context)
+            result = handler(envelope if in_worker else _fresh_copy(envelope), udf_context)
         except (Exception, SystemExit) as error:  # a UDF's exit() must not stop the runtime
             raise RecordTransformError(_reason(error, function)) from error
         if result is None:
             return []
+        if in_worker:
+            events = result if isinstance(result, list | tuple) else [result]
+            return [event for event in events if event is not None]
         # The round trip checks the result and detaches it from the UDF's own objects, which
         # the UDF may reuse and mutate while this event waits in a batch.
         try:
@@ -133,16 +149,9 @@ def compile_udf(
 
 
 def _load(
-    source: str, function: str, context: TransformContext, where: str
+    source: str, function: str, context: TransformContext, where: FieldPath
 ) -> Callable[[Any, Any], Any]:
-    try:
-        code = compile(source, _FILENAME, "exec")
-    except SyntaxError as error:
-        raise TransformSpecError(
-            f"{where}: line {error.lineno}: {type(error).__name__}: {error.msg}"
-        ) from None
-    except ValueError as error:  # e.g. NUL bytes in the source
-        raise TransformSpecError(f"{where}: {error}") from None
+    code = compile_udf_source(source, where)
 
     # Registered in sys.modules because some code run at import needs its own module there
     # (dataclasses, for one); one name per Connector so that a reload replaces the old one.
@@ -157,25 +166,44 @@ def _load(
         line = _udf_frame(error)
         at = f"line {line.lineno}: " if line is not None else ""
         raise TransformSpecError(
-            f"{where}: {at}exception at import: {type(error).__name__}: {_one_line(error)}"
+            where, f"{at}exception at import: {type(error).__name__}: {_one_line(error)}"
         ) from None
 
     if function not in module.__dict__:
-        raise TransformSpecError(f"{where}: no function {function}")
+        raise TransformSpecError(where, f"no function {function}")
     handler = module.__dict__[function]
     if not callable(handler):
         raise TransformSpecError(
-            f"{where}: {function} is not callable (it is a {type(handler).__name__})"
+            where, f"{function} is not callable (it is a {type(handler).__name__})"
         )
     try:
         inspect.signature(handler).bind(None, None)
     except TypeError:
         raise TransformSpecError(
-            f"{where}: {function} must accept two arguments (event, context)"
+            where, f"{function} must accept two arguments (event, context)"
         ) from None
     except ValueError:  # no signature to inspect (some builtins): find out at call time
         pass
     return handler  # type: ignore[no-any-return]
+
+
+def compile_udf_source(
+    source: str, where: str | Sequence[str | int] = "transform.udf"
+) -> types.CodeType:
+    """The UDF's code object: parsed and compiled, never run (TransformSpecError naming the
+    line when it does not compile)."""
+    try:
+        return compile(source, _FILENAME, "exec")
+    except SyntaxError as error:
+        at = f"line {error.lineno}: " if error.lineno is not None else ""
+        raise TransformSpecError(
+            as_path(where), f"{at}{type(error).__name__}: {error.msg}"
+        ) from None
+    except (ValueError, MemoryError, RecursionError) as error:
+        # NUL bytes; source nested too deeply for the parser.
+        raise TransformSpecError(
+            as_path(where), f"does not compile: {type(error).__name__}: {_one_line(error)}"
+        ) from None
 
 
 def _fresh_copy(envelope: dict[str, Any]) -> Any:

@@ -1,0 +1,150 @@
+"""The ``sluice`` command: operator, runtime and offline tools in one entry point.
+
+Subcommands import what they need lazily, so ``sluice run`` starts without loading the
+operator's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from sluice_cli.operator_commands import add_operator_commands
+from sluice_runtime.contract import METRICS_PORT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sluice_runtime.app import DataPlane, tune_garbage_collector
+    from sluice_runtime.config import load_connector_file
+    from sluice_runtime.errors import ManifestError, SpecError
+    from sluice_runtime.logs import setup_logging
+
+    try:
+        connector = load_connector_file(args.file)
+    except ManifestError as error:
+        print(error, file=sys.stderr)
+        return 2
+    setup_logging(connector.spec.runtime.log_level, json=not args.plain_logs)
+    if connector.spec.runtime.trace_records or args.trace:
+        connector = connector.model_copy(
+            update={
+                "spec": connector.spec.model_copy(
+                    update={
+                        "runtime": connector.spec.runtime.model_copy(update={"trace_records": True})
+                    }
+                )
+            }
+        )
+    if connector.spec.sink.uri is None and args.sink_uri is None:
+        print(
+            f"{args.file}: spec.sink.ref needs the operator to resolve it; in standalone mode "
+            "set spec.sink.uri or pass --sink-uri",
+            file=sys.stderr,
+        )
+        return 2
+    runtime = DataPlane(
+        connector,
+        base_dir=Path(args.file).resolve().parent,
+        metrics_port=args.metrics_port,
+        grace=args.grace,
+        sink_uri=args.sink_uri,
+    )
+    tune_garbage_collector()
+    try:
+        asyncio.run(runtime.run())
+    except SpecError as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _test_pattern(args: argparse.Namespace) -> int:
+    from sluice_runtime.patterns import run_test_pattern
+
+    return run_test_pattern(args.pattern, args.event)
+
+
+def _test_transform(args: argparse.Namespace) -> int:
+    from sluice_runtime.transform import run_test_transform
+
+    return run_test_transform(args.file, args.event)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sluice_cli.validate import run_validate
+
+    return run_validate(args.files)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from sluice_runtime.redrive import run_redrive
+
+    return run_redrive(args.file, args.since, args.limit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluice", description="Connect Kafka topics to serverless functions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the data plane for one Connector manifest")
+    run.add_argument("-f", "--file", required=True, help="Connector manifest (YAML or JSON)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=METRICS_PORT,
+        help=f"port for /metrics, /healthz and /readyz (default {METRICS_PORT})",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=25.0,
+        help="seconds to deliver buffered records on shutdown (default 25)",
+    )
+    run.add_argument("--sink-uri", help="override spec.sink (the operator passes the resolved ref)")
+    run.add_argument("--trace", action="store_true", help="log each record's fate")
+    run.add_argument("--plain-logs", action="store_true", help="human-readable logs, not JSON")
+    run.set_defaults(handler=_run)
+
+    pattern = sub.add_parser("test-pattern", help="does an event match an event pattern?")
+    pattern.add_argument("--pattern", required=True, help="pattern JSON, or @file")
+    pattern.add_argument("--event", required=True, help="event JSON, or @file")
+    pattern.set_defaults(handler=_test_pattern)
+
+    transform = sub.add_parser(
+        "test-transform", help="what the function would receive for one record"
+    )
+    transform.add_argument("-f", "--file", required=True, help="Connector manifest")
+    transform.add_argument("--event", required=True, help="record envelope JSON, or @file")
+    transform.set_defaults(handler=_test_transform)
+
+    add_operator_commands(sub)
+
+    validate = sub.add_parser(
+        "validate", help="check Connector manifests offline (schema, rules, patterns, UDFs)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="YAML files to check")
+    validate.set_defaults(handler=_validate)
+
+    dlq = sub.add_parser("dlq", help="work with a Connector's dead-letter topic")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    redrive = dlq_sub.add_parser(
+        "redrive", help="send dead-lettered records through the pipeline again"
+    )
+    redrive.add_argument("-f", "--file", required=True, help="Connector manifest")
+    redrive.add_argument("--since", help="only records dead-lettered at or after this ISO time")
+    redrive.add_argument("--limit", type=int, help="at most this many records")
+    redrive.set_defaults(handler=_redrive)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""A partition's ledger: every record read is entered, every record leaves with one
+``Outcome``, and the ledger alone decides which offset may be committed.
+
+    read ──enter──▶ held ──filtered────────────────────────▶ FILTERED      ┐
+                      ├──events_delivered (all its events)─▶ DELIVERED     ├─▶ released:
+                      └──failed ──FailurePolicy.settle─────▶ DEAD_LETTERED │   offset may
+                                    (or waits: blocking)    DROPPED       ┘   move, room
+
+The offset rule: the committable position is one past the longest prefix of read records
+that all have an Outcome; records of an unordered or key-ordered lane end out of order, so
+a later record's Outcome waits for the earlier ones. Nothing else stores offsets.
+
+The ledger also bounds what its partition holds (``maxRecordsPerPartition`` and
+``maxBytesPerPartition``): it pauses the partition when full and resumes it at half, and
+it keeps the process-wide count (``ProcessBuffer``) in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from sluice_runtime.backpressure import ProcessBuffer
+from sluice_runtime.metrics import Metrics
+from sluice_runtime.records import Event, Outcome, PartitionControl, Record
+
+log = logging.getLogger("sluice.lane")
+trace = logging.getLogger("sluice.trace")
+
+
+class OffsetTracker:
+    """Which offset of a partition may be committed: one past the longest prefix of
+    registered offsets that are all acknowledged (acknowledged in any order)."""
+
+    def __init__(self) -> None:
+        self._order: deque[int] = deque()
+        self._acked: set[int] = set()
+        self._next: int | None = None  # the next offset to commit (Kafka's convention)
+
+    def __len__(self) -> int:
+        """Records read and not yet acknowledged-in-prefix."""
+        return len(self._order)
+
+    def register(self, offset: int) -> None:
+        self._order.append(offset)
+
+    def ack(self, offsets: Iterable[int]) -> int | None:
+        """Acknowledge records; returns the new committable position when it moved."""
+        self._acked.update(offsets)
+        moved = False
+        order, acked = self._order, self._acked
+        while order and order[0] in acked:
+            offset = order.popleft()
+            acked.discard(offset)
+            self._next = offset + 1
+            moved = True
+        return self._next if moved else None
+
+    @property
+    def committable(self) -> int | None:
+        return self._next
+
+
+class PartitionLedger:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        control: PartitionControl,
+        process: ProcessBuffer,
+        metrics: Metrics,
+        *,
+        max_records: int,
+        max_bytes: int,
+        trace_records: bool = False,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.control = control
+        self.process = process
+        self.metrics = metrics
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.trace_records = trace_records
+        self.offsets = OffsetTracker()
+        self.fanned_out: dict[int, int] = {}  # offset -> its events not yet delivered
+        self.failed: set[int] = set()  # offsets whose record failed (its events no longer count)
+        self.held_records = 0
+        self.held_bytes = 0
+        self.paused = False
+        self._committed = metrics.committed.labels(topic=topic, partition=str(partition))
+
+    # Records come in.
+
+    def enter(self, records: list[Record]) -> None:
+        """Records were read (in offset order) and handed to this partition's lane."""
+        size = 0
+        register = self.offsets.register
+        for record in records:
+            register(record.offset)
+            size += record.size
+        self.held_records += len(records)
+        self.held_bytes += size
+        self.process.add(len(records), size)
+        if not self.paused and (
+            self.held_records >= self.max_records or self.held_bytes >= self.max_bytes
+        ):
+            self._pause(True)
+
+    def expect_events(self, record: Record, count: int) -> None:
+        """The record fanned out to ``count`` events: it is delivered after the last."""
+        self.fanned_out[record.offset] = count
+
+    # Records leave, each with its Outcome.
+
+    def filtered(self, records: list[Record]) -> None:
+        if not records:
+            return
+        self.metrics.filtered.inc(len(records))
+        if self.trace_records:
+            for record in records:
+                trace.info("filtered", extra={"record": record.event_id})
+        self._release(records)
+
+    def events_delivered(self, events: list[Event]) -> None:
+        """The function accepted these events; records whose every event it accepted are
+        DELIVERED."""
+        self.metrics.delivered.inc(len(events))
+        if self.trace_records:
+            for event in events:
+                trace.info("delivered", extra={"record": event.event_id})
+        fanned_out, failed = self.fanned_out, self.failed
+        if not fanned_out and not failed:  # the common case: one event per record
+            self._release([event.record for event in events])
+            return
+        done: list[Record] = []
+        for event in events:
+            offset = event.record.offset
+            if offset in failed:
+                continue  # the record failed as a whole already
+            left = fanned_out.get(offset, 1) - 1
+            if left > 0:
+                fanned_out[offset] = left
+                continue
+            fanned_out.pop(offset, None)
+            done.append(event.record)
+        self._release(done)
+
+    def failed_for_good(self, record: Record) -> None:
+        """The record failed; events of it still in flight no longer make it delivered.
+        Its Outcome comes from the failure policy (``settled``)."""
+        self.fanned_out.pop(record.offset, None)
+        self.failed.add(record.offset)
+
+    def settled(self, record: Record, outcome: Outcome) -> None:
+        """A failed record was dead-lettered or dropped."""
+        if self.trace_records:
+            trace.info(outcome.value, extra={"record": record.event_id})
+        self._release([record])
+
+    # Bookkeeping when records leave.
+
+    def _release(self, records: list[Record]) -> None:
+        """Records have an Outcome: free their room and move the committable offset.
+        Works per group so the cost per record stays small."""
+        if not records:
+            return
+        count = len(records)
+        size = sum(record.size for record in records)
+        self.held_records -= count
+        self.held_bytes -= size
+        self.process.remove(count, size)
+        # End-to-end latency is sampled (about 4 records per group): observing a histogram
+        # costs more than everything else done per record.
+        now = time.time()
+        for record in records[:: max(1, count // 4)]:
+            self.metrics.end_to_end.observe(max(0.0, now - record.timestamp / 1000))
+        moved = self.offsets.ack([record.offset for record in records])
+        if moved is not None:
+            self.control.store(self.topic, self.partition, moved)
+            self._committed.set(moved)
+        if (
+            self.paused
+            and self.held_records <= self.max_records // 2
+            and self.held_bytes <= self.max_bytes // 2
+        ):
+            self._pause(False)
+
+    def discard(self) -> None:
+        """The lane was aborted: what it held will be read again by the partition's next
+        owner, so it no longer counts against the process."""
+        self.process.remove(self.held_records, self.held_bytes)
+        self.held_records = self.held_bytes = 0
+
+    def _pause(self, paused: bool) -> None:
+        self.paused = paused
+        log.info(
+            "%s partition %s-%d (%d records, %d bytes buffered)",
+            "Paused" if paused else "Resumed",
+            self.topic,
+            self.partition,
+            self.held_records,
+            self.held_bytes,
+        )
+        self.metrics.paused.inc() if paused else self.metrics.paused.dec()
+        self.control.set_paused(self.topic, self.partition, paused)
+
+    def forget_pause(self) -> None:
+        """The lane is going away; the source resumes the partition as it lets it go."""
+        if self.paused:
+            self.paused = False
+            self.metrics.paused.dec()

@@ -1,0 +1,118 @@
+"""The types a record passes through on its way from Kafka to the function, and the
+contract between the pipeline and the source that read it.
+
+    Record ──processor──▶ Event(s) ──window──▶ Batch ──sink──▶ delivered
+       │                                              └──────▶ RecordFailure
+       └── its fate is one Outcome, kept by the partition's ledger (ledger.py)
+
+A record is read once (``Record``), turned by the processors into the events to deliver
+(``Event``: a record may fan out to several, or to none when filtered), grouped into a
+``Batch`` by the window, and sent. Every record ends in exactly one ``Outcome``; only then
+may its offset be committed, and only once every record before it has ended too.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Stage = Literal["decode", "filter", "transform", "deliver"]
+"""Where a record failed; also the ``sluice.error.stage`` header of a dead-lettered record."""
+
+
+@dataclass(slots=True, init=False)
+class Record:
+    """One Kafka record as read."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # milliseconds since the epoch
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]]
+    size: int  # bytes of key and value, used by every buffer bound
+
+    # Written out rather than generated with __post_init__: one call less per record read.
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers if headers is not None else ()  # not a new list per record
+        self.size = (len(value) if value else 0) + (len(key) if key else 0)
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.topic}-{self.partition}-{self.offset}"
+
+
+@dataclass(slots=True)
+class Event:
+    """One event to deliver: the data a record produced (a record may produce several)."""
+
+    record: Record
+    data: Any
+    index: int = 0  # position among the events one record fanned out to
+
+    @property
+    def event_id(self) -> str:
+        base = self.record.event_id
+        return base if self.index == 0 else f"{base}-{self.index}"
+
+
+@dataclass(slots=True)
+class Batch:
+    events: list[Event]
+    trigger: str  # count | bytes | interval | drain
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """Why a record could not be delivered: data on the record, never an exception that
+    reaches the lane."""
+
+    stage: Stage
+    reason: str
+    status: int | None = None  # the function's HTTP status, when it answered
+    attempts: int = 0
+
+
+class Outcome(enum.Enum):
+    """How a record's journey ended. Each of these, and only these, lets its offset be
+    committed."""
+
+    FILTERED = "filtered"  # the filter or a UDF chose not to deliver it
+    DELIVERED = "delivered"  # the function accepted every event it produced
+    DEAD_LETTERED = "dead-lettered"  # failed for good; the broker confirmed the DLQ write
+    DROPPED = "dropped"  # failed for good with no DLQ set (errorTolerance all): counted
+
+
+class Stopping(Exception):
+    """Raised out of a wait (a retry, a blocked partition, a DLQ outage) when the runtime
+    aborts: the record stays unacknowledged and is read again after a restart."""
+
+
+class PartitionControl(Protocol):
+    """What the pipeline tells the source about one of its partitions. Called on the event
+    loop; the source applies it on its own thread."""
+
+    def store(self, topic: str, partition: int, next_offset: int) -> None:
+        """Every record below ``next_offset`` has an Outcome: it may be committed."""
+
+    def set_paused(self, topic: str, partition: int, paused: bool) -> None:
+        """Stop or go on fetching the partition (its lane is full, or has room again)."""

@@ -1,0 +1,334 @@
+"""Runs a Connector's decode → filter → UDF chain in a worker process (``udf_worker.py``).
+
+Lanes hand over chunks of records, not one record per round trip. Each chunk has a
+deadline of ``transform.udf.timeout`` per record. When the worker overruns it, dies (an
+``os._exit``, a crash, its memory limit) or answers nonsense, it is killed and started
+again, and the chunk's records are run one at a time to find the culprit: that record
+fails in stage ``transform``, the others go on as usual (a UDF may see a record twice, as
+at-least-once allows).
+
+The worker's environment holds no Secrets, and the runtime makes itself non-dumpable so
+that, running as the same non-root user, the worker cannot read the runtime's environment
+or memory through /proc either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import pickle
+import resource
+import struct
+import sys
+from collections import deque
+from typing import Any
+
+import orjson
+
+from sluice_runtime.config import Connector
+from sluice_runtime.envelope import is_json
+from sluice_runtime.errors import SpecError
+from sluice_runtime.processors import Processed
+from sluice_runtime.records import Record, RecordFailure
+from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, STAGES
+
+log = logging.getLogger("sluice.udf")
+
+STARTUP_TIMEOUT = 10.0  # seconds for the worker to import the UDF module
+# What the worker's environment keeps: enough to start Python, nothing that could be a
+# credential (the operator puts Secrets into SLUICE_* variables).
+_KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
+
+
+UDF_FIELD = ("spec", "transform", "udf")
+
+
+class UdfStartError(SpecError):
+    """The UDF's worker could not start: the message says why, naming the field."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(UDF_FIELD, problem)
+
+
+class WorkerFailed(Exception):
+    """The worker overran its deadline, died or answered something that is not an answer."""
+
+
+def make_undumpable() -> None:
+    """Keep processes of the same user (the UDF's worker) out of /proc/<pid>/environ and
+    ptrace. Linux only; elsewhere the worker's clean environment is the protection."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        log.warning("Could not make the runtime non-dumpable; UDF workers may read /proc")
+
+
+class _Worker:
+    """One worker process. Chunks are pipelined: several may be sent before the first is
+    answered (the worker answers in order), so the runtime encodes and sends the next
+    chunk while the worker runs the UDF on this one."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self.stdin = process.stdin
+        self.stdout = process.stdout
+        self.waiting: deque[asyncio.Future[bytes]] = deque()  # in the order sent
+        self.queued = 0  # records sent and not yet answered
+        self.failed: WorkerFailed | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def start_reading(self) -> None:
+        self._reader = asyncio.create_task(self._read_answers(), name="udf-answers")
+
+    async def _read_answers(self) -> None:
+        while True:
+            try:
+                answer = await self.receive()
+            except WorkerFailed as error:
+                self.fail(error)
+                return
+            if not self.waiting:
+                self.fail(WorkerFailed("it answered a chunk that was not sent"))
+                return
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_result(answer)
+
+    def fail(self, error: WorkerFailed) -> None:
+        """The worker is done for: every chunk waiting on it fails with ``error``."""
+        if self.failed is None:
+            self.failed = error
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self.process.returncode is None:
+            self.process.kill()
+
+    async def send(self, payload: bytes) -> None:
+        self.stdin.write(HEADER.pack(len(payload)) + payload)
+        await self.stdin.drain()
+
+    async def receive(self) -> bytes:
+        try:
+            head = await self.stdout.readexactly(HEADER.size)
+            (length,) = HEADER.unpack(head)
+            if length > MAX_ANSWER:
+                raise WorkerFailed(f"its answer has {length} bytes, over {MAX_ANSWER}")
+            return await self.stdout.readexactly(length)
+        except asyncio.IncompleteReadError:
+            code = await self._exit_code()
+            raise WorkerFailed(f"its process ended (exit code {code})") from None
+
+    async def _exit_code(self) -> int | None:
+        try:
+            return await asyncio.wait_for(self.process.wait(), 5)
+        except TimeoutError:
+            return None
+
+    async def kill(self) -> None:
+        self.fail(WorkerFailed("it was stopped"))
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.process.wait()
+
+
+class UdfPool:
+    """The runtime's UDF worker. ``process`` is safe to call from several lanes at once:
+    chunks take turns."""
+
+    def __init__(self, connector: Connector, udf_source: str) -> None:
+        udf = connector.spec.transform.udf if connector.spec.transform else None
+        assert udf is not None, "a UdfPool is only made for a UDF transform"
+        self.connector = connector
+        self.udf_source = udf_source
+        self.timeout = udf.timeout
+        self.memory_limit = int(udf.memory_limit)
+        self._worker: _Worker | None = None
+        self._sending = asyncio.Lock()  # chunks are sent one after the other
+        self._turn = asyncio.Lock()  # held while a lane runs records one at a time
+        self.restarts = 0
+
+    async def start(self) -> None:
+        """Start the worker and wait until the UDF module is imported (UdfStartError if
+        it cannot be, or takes longer than STARTUP_TIMEOUT)."""
+        try:
+            self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
+        except TimeoutError:
+            raise UdfStartError(
+                f"the module did not finish importing within {STARTUP_TIMEOUT:.0f}s "
+                "(code that runs at import must return)"
+            ) from None
+        except WorkerFailed as error:
+            raise UdfStartError(f"the worker failed to start: {error}") from None
+
+    async def _spawn(self) -> _Worker:
+        env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sluice_runtime.udf_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=MAX_ANSWER + HEADER.size,
+        )
+        if sys.platform == "linux":
+            limit = (self.memory_limit, self.memory_limit)
+            try:
+                resource.prlimit(process.pid, resource.RLIMIT_AS, limit)
+            except (OSError, ValueError) as error:
+                log.warning("Could not limit the UDF worker's memory: %s", error)
+        worker = _Worker(process)
+        try:
+            manifest = self.connector.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await worker.send(orjson.dumps({"connector": manifest, "udfSource": self.udf_source}))
+            hello = _json(await worker.receive())
+        except BaseException:
+            await worker.kill()
+            raise
+        if not isinstance(hello, dict) or hello.get("ready") is not True:
+            await worker.kill()
+            why = hello.get("error") if isinstance(hello, dict) else None
+            if why:  # the worker's own SpecError, its field path in the text already
+                raise SpecError((), str(why))
+            raise UdfStartError("the worker did not start")
+        worker.start_reading()
+        return worker
+
+    async def process(self, records: list[Record]) -> list[Processed]:
+        """What each record produced (events, or its RecordFailure), in order."""
+        try:
+            return await self._run(records)
+        except WorkerFailed as error:
+            if len(records) > 1:
+                log.warning(
+                    "UDF worker failed on a chunk of %d records (%s); running them one by one",
+                    len(records),
+                    error,
+                )
+        # One record at a time, each alone in the worker (no chunk of another lane in
+        # flight beside it), so a failure is that record's.
+        async with self._turn:
+            results: list[Processed] = []
+            for record in records:
+                try:
+                    results += await self._run([record], alone=True)
+                except WorkerFailed as error:
+                    log.warning("UDF worker failed on record %s: %s", record.event_id, error)
+                    results.append(RecordFailure("transform", f"UDF worker: {error}"))
+            return results
+
+    async def _run(self, records: list[Record], alone: bool = False) -> list[Processed]:
+        chunk = pickle.dumps(
+            [
+                (r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+                for r in records
+            ],
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        if not alone:
+            async with self._turn:  # a lane falling back to one record at a time goes first
+                pass
+        async with self._sending:
+            worker = await self._current()
+            if alone:
+                while worker.waiting:  # let what is in flight finish (or fail) first
+                    await asyncio.wait([worker.waiting[-1]])
+                worker = await self._current()
+            answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            worker.waiting.append(answered)
+            # The worker answers in order: this chunk's deadline covers those ahead of it.
+            deadline = self.timeout * (worker.queued + len(records))
+            worker.queued += len(records)
+            try:
+                await worker.send(chunk)
+            except (ConnectionError, BrokenPipeError):
+                worker.fail(WorkerFailed("its process ended"))
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(answered), deadline)
+        except TimeoutError:
+            worker.fail(WorkerFailed(f"took longer than {self.timeout:g}s a record"))
+            answer = await answered  # raises the failure
+        finally:
+            worker.queued -= len(records)
+        try:
+            return _checked(answer, len(records))
+        except WorkerFailed as error:
+            worker.fail(error)  # a worker that answers nonsense is not trusted again
+            raise
+
+    async def _current(self) -> _Worker:
+        """The worker to send to: a new one when the last has failed."""
+        worker = self._worker
+        if worker is not None and worker.failed is None:
+            return worker
+        if worker is not None:
+            await worker.kill()
+            self._worker = None
+            self.restarts += 1
+        try:
+            self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
+        except (TimeoutError, WorkerFailed, UdfStartError) as error:
+            # It started before with the same code: this is the machine, not the record.
+            raise RuntimeError(f"could not restart the UDF worker: {error!r}") from error
+        return self._worker
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.kill()
+            self._worker = None
+
+
+def _json(frame: bytes) -> Any:
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise WorkerFailed("it answered with bytes that are not JSON") from None
+
+
+def _checked(answer: bytes, count: int) -> list[Processed]:
+    """The worker's answer, one result per record in the shape the lane expects, or
+    WorkerFailed. Each event becomes an ``orjson.Fragment``: embedded in the request as
+    it is, once it is known to be exactly one JSON document (so no event can smuggle
+    others into the batch)."""
+    view = memoryview(answer)
+    at = 0
+    results: list[Processed] = []
+    try:
+        for _ in range(count):
+            kind = view[at]
+            at += 1
+            if kind == 0:
+                (events,) = LENGTH.unpack_from(view, at)
+                at += LENGTH.size
+                produced: list[Any] = []
+                for _ in range(events):
+                    (size,) = LENGTH.unpack_from(view, at)
+                    at += LENGTH.size
+                    encoded = bytes(view[at : at + size])
+                    at += size
+                    if len(encoded) != size or not is_json(encoded):
+                        raise WorkerFailed("it answered with an event that is not JSON")
+                    produced.append(orjson.Fragment(encoded))
+                results.append(produced)
+            elif kind == 1:
+                stage, size = FAILURE.unpack_from(view, at)
+                at += FAILURE.size
+                reason = bytes(view[at : at + size]).decode("utf-8", "replace")
+                at += size
+                results.append(RecordFailure(STAGES[stage], reason[:300]))
+            else:
+                raise WorkerFailed("it answered with something that is not an answer")
+    except (IndexError, struct.error):
+        raise WorkerFailed("it answered with a truncated answer") from None
+    if at != len(answer):
+        raise WorkerFailed("it answered with more than one answer per record")
+    return results

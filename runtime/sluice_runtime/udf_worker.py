@@ -1,0 +1,129 @@
+"""The UDF worker: a child process that runs decode → filter → UDF for the runtime.
+
+A UDF is user code. Run inside the runtime it could end the process (``os._exit``), freeze
+it (an endless loop), or read the Kafka password and the sink's token from the
+environment. Here it runs in a process of its own, started with an environment that holds
+no Secrets, under a memory limit, and the runtime gives each chunk of records a deadline
+(``udf_pool.py``).
+
+The conversation, over the worker's stdin and stdout, one length-prefixed frame at a time:
+
+    runtime → worker   JSON {"connector": manifest, "udfSource": text}
+    worker  → runtime  JSON {"ready": true}  or  {"error": "transform.udf: ..."}
+    runtime → worker   pickle: a chunk of records as tuples          (repeated)
+    worker  → runtime  per record: 0, the count of its events and each event as
+                       length-prefixed JSON; or 1, the stage and the reason it failed
+
+Events travel as the JSON the runtime will put into the request body, so it neither
+parses nor re-encodes them. The runtime trusts nothing the worker says: the answer is
+never unpickled, is bounded in size, checked in shape, and each event is checked to be
+exactly one JSON document before it is embedded. The UDF's own prints go to stderr, not
+into the conversation.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+from typing import Any, BinaryIO
+
+import orjson
+
+from sluice_runtime.records import RecordFailure, Stage
+
+HEADER = struct.Struct(">I")
+LENGTH = struct.Struct(">I")
+FAILURE = struct.Struct(">BI")  # stage index, reason length
+STAGES: tuple[Stage, ...] = ("decode", "filter", "transform")
+MAX_ANSWER = 64 << 20  # bytes of one answer the runtime reads at most
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    (length,) = HEADER.unpack(head)
+    payload = stream.read(length)
+    return payload if len(payload) == length else None
+
+
+def _private_streams() -> tuple[BinaryIO, BinaryIO]:
+    """The conversation's pipes, moved off fds 0 and 1: what the UDF prints goes to stderr
+    and what it reads from stdin is empty."""
+    conversation_in = os.fdopen(os.dup(0), "rb")
+    conversation_out = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return conversation_in, conversation_out
+
+
+def main() -> int:
+    conversation_in, conversation_out = _private_streams()
+    from sluice_runtime.config import load_connector
+    from sluice_runtime.logs import setup_logging
+    from sluice_runtime.processors import build_processor
+    from sluice_runtime.records import Record
+
+    hello = read_frame(conversation_in)
+    if hello is None:
+        return 1
+    setup = orjson.loads(hello)
+    connector = load_connector(setup["connector"], "the runtime's Connector")
+    setup_logging(connector.spec.runtime.log_level)
+    try:
+        process = build_processor(connector, udf_source=setup["udfSource"], udf_in_worker=True)
+    except Exception as error:  # the spec error's text names the field
+        write_frame(conversation_out, orjson.dumps({"error": str(error)}))
+        return 1
+    write_frame(conversation_out, b'{"ready":true}')
+    while True:
+        frame = read_frame(conversation_in)
+        if frame is None:
+            return 0  # the runtime closed the conversation
+        # Each record's answer is written out as soon as the UDF returns: a UDF that
+        # reuses and mutates the objects it returned cannot change an earlier answer.
+        answers: list[bytes] = []
+        for fields in pickle.loads(frame):
+            answers.append(_answer(process(Record(*fields))))
+        write_frame(conversation_out, b"".join(answers))
+
+
+_ONE_EVENT = b"\x00" + LENGTH.pack(1)
+
+
+def _answer(processed: Any) -> bytes:
+    if isinstance(processed, RecordFailure):
+        return _failure(processed.stage, processed.reason)
+    try:
+        if len(processed) == 1:  # the common case, kept short
+            encoded = orjson.dumps(processed[0], option=orjson.OPT_NON_STR_KEYS)
+            return _ONE_EVENT + LENGTH.pack(len(encoded)) + encoded
+        parts = [b"\x00", LENGTH.pack(len(processed))]
+        for event in processed:
+            encoded = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+            parts += (LENGTH.pack(len(encoded)), encoded)
+    except TypeError as error:
+        return _failure(
+            "transform", f"the UDF returned a value that is not JSON-serialisable: {error}"
+        )
+    return b"".join(parts)
+
+
+def _failure(stage: str, reason: str) -> bytes:
+    text = reason[:300].encode("utf-8", "replace")
+    return b"\x01" + FAILURE.pack(STAGES.index(stage), len(text)) + text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""What the function receives: CloudEvents batches, plain arrays, binary mode."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice_runtime.envelope import ENVELOPE, build_envelope, encode_envelope, is_json
+from sluice_runtime.payload import build_request
+from sluice_runtime.records import Event, Record
+from sluice_runtime.sink import parse_retry_after
+
+SOURCE = "/namespaces/ads/connectors/views"
+
+
+def record(offset: int = 5, key: bytes | None = b"user-17") -> Record:
+    return Record(
+        "views",
+        3,
+        offset,
+        1732700000000,
+        key,
+        b'{"a": 1}',
+        [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+    )
+
+
+def test_cloudevents_batch_attributes() -> None:
+    items = [Event(record(5), {"a": 1}), Event(record(5), {"b": 2}, index=1)]
+    request = build_request(items, "cloudevents-batch", SOURCE)
+    assert request.headers["content-type"] == "application/cloudevents-batch+json"
+    events = orjson.loads(request.body)
+    first = events[0]
+    assert first["specversion"] == "1.0"
+    assert first["id"] == "views-3-5"
+    assert events[1]["id"] == "views-3-5-1"  # fan-out items keep distinct ids
+    assert first["source"] == SOURCE
+    assert first["type"] == "dev.sluice.kafka.record"
+    assert first["time"] == "2024-11-27T09:33:20.000+00:00"
+    assert first["partitionkey"] == "user-17"
+    assert first["traceparent"].startswith("00-4bf92f")
+    assert (first["kafkatopic"], first["kafkapartition"], first["kafkaoffset"]) == (
+        "views",
+        "3",
+        "5",
+    )
+    assert first["data"] == {"a": 1}
+
+
+def test_json_array_carries_only_data() -> None:
+    request = build_request(
+        [Event(record(), {"a": 1}), Event(record(6), "x")], "json-array", SOURCE
+    )
+    assert orjson.loads(request.body) == [{"a": 1}, "x"]
+
+
+def test_binary_mode_puts_attributes_in_headers() -> None:
+    request = build_request([Event(record(), {"a": 1})], "cloudevents-binary", SOURCE)
+    assert request.headers["ce-id"] == "views-3-5"
+    assert request.headers["ce-specversion"] == "1.0"
+    assert orjson.loads(request.body) == {"a": 1}
+    with pytest.raises(ValueError, match="one event per request"):
+        build_request([Event(record(), 1), Event(record(6), 2)], "cloudevents-binary", SOURCE)
+
+
+def test_envelope_decodes_json_text_and_binary() -> None:
+    env = build_envelope(Record("t", 0, 1, 2, b"k", b'{"x": [1, 2]}', [("h", b"v")]))
+    assert env["value"] == {"x": [1, 2]}
+    assert env["key"] == "k"
+    assert env["headers"] == {"h": "v"}
+    assert build_envelope(Record("t", 0, 1, 2, None, b"12abc"))["value"] == "12abc"
+    binary = build_envelope(Record("t", 0, 1, 2, None, b"\xff\x00"))
+    assert (binary["value"], binary["valueEncoding"]) == ("/wA=", "base64")
+    assert build_envelope(Record("t", 0, 1, 2, None, None))["value"] is None
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+RAW = st.one_of(
+    st.none(),
+    st.binary(max_size=64),
+    st.text(max_size=32).map(str.encode),
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=10,
+    ).map(lambda value: json.dumps(value, indent=1, ensure_ascii=False).encode()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    key=RAW,
+    value=RAW,
+    headers=st.lists(st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=8))),
+    topic=st.text(min_size=1, max_size=12),
+    index=st.integers(min_value=0, max_value=3),
+)
+def test_the_fast_path_writes_what_the_dict_path_writes(
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes | None]],
+    topic: str,
+    index: int,
+) -> None:
+    """Pass-through records skip building dicts; the function must not see a difference,
+    whatever the bytes, headers, topic or fan-out index."""
+    if headers:
+        headers.append(("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+    record = Record(topic, 7, 123456789, 1_700_000_000_123, key, value, headers)
+    envelope = build_envelope(record)
+    assert orjson.loads(encode_envelope(record)) == orjson.loads(orjson.dumps(envelope))
+    for fmt in ("cloudevents-batch", "json-array", "cloudevents-binary"):
+        fast = build_request([Event(record, ENVELOPE, index)], fmt, '/s"\\x')
+        slow = build_request([Event(record, envelope, index)], fmt, '/s"\\x')
+        assert orjson.loads(fast.body) == orjson.loads(slow.body)
+        assert fast.headers == slow.headers
+
+
+def test_a_batch_mixing_encoded_and_plain_data() -> None:
+    items = [Event(record(5), ENVELOPE), Event(record(6), {"made": "by a UDF"})]
+    events = orjson.loads(build_request(items, "cloudevents-batch", SOURCE).body)
+    assert events[0]["data"]["value"] == {"a": 1}
+    assert events[1]["data"] == {"made": "by a UDF"}
+
+
+@pytest.mark.parametrize("topic", ["views", "@P%d@T", "\x01P%s", 'q"\\u'])
+def test_a_long_pass_through_batch_matches_the_dict_path(topic: str) -> None:
+    """Batches longer than one formatting chunk and of several partitions, with keys of
+    every kind and topic names that look like the template's own syntax."""
+    keys = [b"user-1", None, b"42", b'"quoted"', b"\xff\xfe", b"caf\xc3\xa9"]
+    records = [
+        Record(topic, offset // 70, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
+        for offset in range(150)
+    ]
+    fast = build_request([Event(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
+    slow = build_request(
+        [Event(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE
+    )
+    assert orjson.loads(fast.body) == orjson.loads(slow.body)
+    assert len(orjson.loads(fast.body)) == 150
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"123456789012345678901234567890",  # beyond 64 bits: simdjson refuses, orjson reads
+        b'{"a": 1, "a": 2}',
+        b' [1, {"b": null}] ',
+        b'"\\ud800"',  # a lone surrogate
+        b"1e400",
+        b"[1,]",
+        b'"\x01"',
+        b"[" * 1100 + b"]" * 1100,
+        b'{"big": "' + b"x" * (2 << 20) + b'"}',  # past the simdjson size cut-off
+        b'{"big": "' + b"x" * (2 << 20),
+    ],
+)
+def test_json_validation_agrees_with_orjson(raw: bytes) -> None:
+    try:
+        orjson.loads(raw)
+        valid = True
+    except orjson.JSONDecodeError:
+        valid = False
+    assert is_json(raw) is valid
