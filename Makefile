@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY_SOURCES := operator runtime cli testkit tests e2e bench conftest.py
 
 .PHONY: help venv lock lint format test unit bench kafka-up kafka-down cluster-up cluster-down \
-        infra clean-cache demo
+        node-up node-down image infra clean-cache demo
 
 help:
 	@echo "make test          install everything needed, then lint, type-check and run all tests"
@@ -18,6 +18,8 @@ help:
 	@echo "make bench         run the benchmarks against a real broker (figures in bench-results/)"
 	@echo "make kafka-up      start the local Kafka broker (127.0.0.1:19092); kafka-down stops it"
 	@echo "make cluster-up    start the local Kubernetes API server; cluster-down stops it"
+	@echo "make node-up       join a real node (containerd, kubelet) to it; node-down stops it"
+	@echo "make image         build the Sluice image without Docker (OCI layout, cached)"
 
 # The exact versions come from requirements-dev.lock (make lock writes it from pyproject's
 # ranges), so every machine and CI test with the same set; the project itself is installed
@@ -87,8 +89,15 @@ cluster-up:
 	@scripts/cluster.sh up
 cluster-down:
 	@scripts/cluster.sh down
+node-up:
+	@scripts/node.sh up
+node-down:
+	@scripts/node.sh down
+image:
+	@scripts/image.sh build
 
 clean-cache:
+	@scripts/node.sh clean
 	@scripts/kafka.sh clean
 	@scripts/cluster.sh clean
 

@@ -1,11 +1,17 @@
 """The quickstart demo (`make demo`): the seed walkthrough on this machine.
 
-It brings up the local Kafka broker and Kubernetes control plane (unless they run), starts
-the operator and a demo function, applies examples/quickstart.yaml, runs the runtime pod the
-operator rendered (the local control plane has no kubelet, so the demo plays its part),
-produces 3 records and shows what the function receives: 2 records at once (the window's
-maxMessages), then 1 more when the 10 s interval closes the window. Then it stops
-everything it started.
+It brings up the local Kafka broker and Kubernetes control plane (unless they run) and a
+demo function, then runs Sluice one of two ways, and says which:
+
+- on real pods, where this machine can run a node (scripts/node.sh): the node starts, the
+  image built without Docker is loaded into it, `helm install` runs the operator as a pod,
+  and the operator's runtime Deployment runs as a pod;
+- as local processes otherwise: the operator, and the runtime pod's command (the demo plays
+  the kubelet's part).
+
+It applies examples/quickstart.yaml, produces 3 records and shows what the function
+receives: 2 records at once (the window's maxMessages), then 1 more when the 10 s interval
+closes the window. Then it stops everything it started.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from e2e.localpod import LocalPod
+from e2e.node import admit, running_node, unavailable_reason
+from sluice_operator.builders import runtime_name
+from sluice_operator.kube import Kube, resource_path
+from testkit.operator_harness import condition_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -44,8 +56,13 @@ def wait(probe: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 @contextlib.contextmanager
-def service(script: str, what: str) -> Iterator[str]:
-    """Start a local service with its script unless it runs; stop it after if we started it."""
+def service(script: str, what: str, external: str) -> Iterator[str]:
+    """Start a local service with its script unless it runs; stop it after if we started it.
+    The environment variable ``external`` (as for the tests) names one to use instead."""
+    if os.environ.get(external):
+        say(f"using the {what} at {os.environ[external]} (${external})")
+        yield os.environ[external]
+        return
     running = (
         subprocess.run(
             [ROOT / "scripts" / script, "status"], capture_output=True, check=False
@@ -85,18 +102,17 @@ def process(
 
 
 def main() -> None:
-    from e2e.localpod import LocalPod
-    from sluice_operator.builders import runtime_name
-    from sluice_operator.kube import Kube, load_configuration, resource_path
-    from testkit.operator_harness import condition_of, install_crd
+    from sluice_operator.kube import Kube, load_configuration
+    from testkit.operator_harness import install_crd
 
     manifest: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
-    name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
     topic = manifest["spec"]["source"]["kafka"]["topics"][0]
     work = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
     with contextlib.ExitStack() as stack:
-        bootstrap = stack.enter_context(service("kafka.sh", "Kafka broker"))
-        kubeconfig = stack.enter_context(service("cluster.sh", "Kubernetes API server"))
+        bootstrap = stack.enter_context(service("kafka.sh", "Kafka broker", "SLUICE_TEST_KAFKA"))
+        kubeconfig = stack.enter_context(
+            service("cluster.sh", "Kubernetes API server", "SLUICE_TEST_KUBECONFIG")
+        )
         manifest["spec"]["source"]["kafka"]["bootstrapServers"] = [bootstrap]
         kube = Kube(load_configuration(kubeconfig))
         stack.callback(kube.close)
@@ -121,49 +137,13 @@ def main() -> None:
         )
         del function
 
-        say(f"starting the operator, watching namespace {namespace} (log: {work}/operator.log)")
-        stack.enter_context(
-            process(
-                [
-                    str(BIN / "sluice"),
-                    "operator",
-                    "--namespace",
-                    namespace,
-                    "--kubeconfig",
-                    kubeconfig,
-                    "--port",
-                    "0",
-                ],
-                work / "operator.log",
-            )
-        )
-
-        say(f"applying examples/quickstart.yaml (Connector {namespace}/{name})")
-        path = resource_path("sluice.dev/v1alpha1", "connectors", namespace, None)
-        existing = kube.get(f"{path}/{name}")
-        if existing is not None:
-            kube.request("DELETE", f"{path}/{name}")
-            wait(lambda: kube.get(f"{path}/{name}") is None, 30, "the old demo Connector to go")
-        kube.request("POST", path, body=manifest)
-        deployment = wait(
-            lambda: kube.get(
-                resource_path("apps/v1", "deployments", namespace, runtime_name(name))
-            ),
-            60,
-            "the operator to render the runtime Deployment",
-        )
-        connector = kube.get(f"{path}/{name}") or {}
-        source = condition_of(connector, "SourceReady") or {}
-        say(
-            f"the operator rendered Deployment {namespace}/{runtime_name(name)} with "
-            f"{deployment['spec']['replicas']} replica(s); SourceReady={source.get('status')}"
-        )
-
-        say("no kubelet here: running the rendered pod's command as a local process")
-        pod = LocalPod(kube, deployment, work)
-        stack.enter_context(process(pod.command(9191), work / "runtime.log", env=pod.environment()))
-        wait(lambda: _ready(9191), 60, "the runtime to be ready")
-        time.sleep(2)  # the consumer joins its group
+        reason = unavailable_reason(kubeconfig, bootstrap)
+        if reason is None:
+            say("a node can run here: the operator and the runtime run as real pods")
+            run_on_pods(stack, kube, kubeconfig, bootstrap, manifest, work)
+        else:
+            say(f"no real pods ({reason}): the operator and the runtime run as local processes")
+            run_as_processes(stack, kube, kubeconfig, manifest, work)
 
         say("producing 3 records to topic quickstart")
         started = time.time()
@@ -176,11 +156,115 @@ def main() -> None:
         say(f"done after {time.time() - started:.0f}s")
 
         say("where to look next:")
-        print(f"  runtime log (JSON lines):  {work}/runtime.log")
-        print(f"  operator log:              {work}/operator.log")
+        print(f"  runtime and operator logs: {work}/ (local processes) or .cache/node/pod-logs/")
         print(f"  the Connector's status:    KUBECONFIG={kubeconfig} kubectl get connectors -A")
         print("  every field:               docs/reference.md; more examples in examples/")
         say("stopping what the demo started")
+
+
+def apply_quickstart(kube: Kube, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Applies the Connector (replacing an old demo's) and waits for its Deployment."""
+    name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+    say(f"applying examples/quickstart.yaml (Connector {namespace}/{name})")
+    path = resource_path("sluice.dev/v1alpha1", "connectors", namespace, None)
+    existing = kube.get(f"{path}/{name}")
+    if existing is not None:
+        kube.request("DELETE", f"{path}/{name}")
+        wait(lambda: kube.get(f"{path}/{name}") is None, 30, "the old demo Connector to go")
+    kube.request("POST", path, body=manifest)
+    deployment: dict[str, Any] = wait(
+        lambda: kube.get(resource_path("apps/v1", "deployments", namespace, runtime_name(name))),
+        60,
+        "the operator to render the runtime Deployment",
+    )
+    connector = kube.get(f"{path}/{name}") or {}
+    source = condition_of(connector, "SourceReady") or {}
+    say(
+        f"the operator rendered Deployment {namespace}/{runtime_name(name)} with "
+        f"{deployment['spec']['replicas']} replica(s); SourceReady={source.get('status')}"
+    )
+    return deployment
+
+
+def run_as_processes(
+    stack: contextlib.ExitStack, kube: Kube, kubeconfig: str, manifest: dict[str, Any], work: Path
+) -> None:
+    namespace = manifest["metadata"]["namespace"]
+    say(f"starting the operator, watching namespace {namespace} (log: {work}/operator.log)")
+    stack.enter_context(
+        process(
+            [
+                str(BIN / "sluice"),
+                "operator",
+                "--namespace",
+                namespace,
+                "--kubeconfig",
+                kubeconfig,
+                "--port",
+                "0",
+            ],
+            work / "operator.log",
+        )
+    )
+    deployment = apply_quickstart(kube, manifest)
+    say("running the rendered pod's command as a local process (the kubelet's part)")
+    pod = LocalPod(kube, deployment, work)
+    stack.enter_context(process(pod.command(9191), work / "runtime.log", env=pod.environment()))
+    wait(lambda: _ready(9191), 60, "the runtime to be ready")
+    time.sleep(2)  # the consumer joins its group
+
+
+def run_on_pods(
+    stack: contextlib.ExitStack,
+    kube: Kube,
+    kubeconfig: str,
+    bootstrap: str,
+    manifest: dict[str, Any],
+    work: Path,
+) -> None:
+    namespace = manifest["metadata"]["namespace"]
+    say("starting the node (containerd, kubelet) and loading the Sluice image into it")
+    node = stack.enter_context(running_node(kubeconfig, bootstrap))
+    helm = subprocess.run(
+        [ROOT / "scripts" / "helm.sh"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    repository, tag = node.image.rsplit(":", 1)
+    say(f"helm install sluice charts/sluice (namespace sluice-system, image {node.image})")
+    common = ["--kubeconfig", kubeconfig, "--namespace", "sluice-system"]
+    for admitted in ("sluice-system", namespace):  # the node takes only their pods
+        admit(kubeconfig, admitted)
+    subprocess.run([helm, "uninstall", "sluice", *common], capture_output=True, check=False)
+    settings = {
+        "crd.install": "false",  # installed above, as the CRD the tests share
+        "image.repository": repository,
+        "image.tag": tag,
+        "operator.watchNamespaces": f"{{{namespace}}}",
+    }
+    chart = str(ROOT / "charts" / "sluice")
+    installed = subprocess.run(
+        [helm, "install", "sluice", chart, *common, "--wait"]
+        + [item for key, value in settings.items() for item in ("--set", f"{key}={value}")],
+        stdout=(work / "helm.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    if installed.returncode != 0:
+        raise SystemExit(f"demo: helm install failed; see {work}/helm.log")
+    stack.callback(
+        lambda: subprocess.run([helm, "uninstall", "sluice", *common], capture_output=True)
+    )
+    name = manifest["metadata"]["name"]
+    deployment = apply_quickstart(kube, manifest)
+    connectors = resource_path("sluice.dev/v1alpha1", "connectors", namespace, name)
+    stack.callback(lambda: kube.request("DELETE", connectors))
+    path = resource_path("apps/v1", "deployments", namespace, deployment["metadata"]["name"])
+    wait(
+        lambda: (kube.get(path) or {}).get("status", {}).get("readyReplicas"),
+        120,
+        "the runtime pod to pass its readiness probe",
+    )
+    say("the runtime pod is ready")
+    time.sleep(2)  # the consumer joins its group
 
 
 # The demo's own Kafka clients live only inside these two functions: a client still open when

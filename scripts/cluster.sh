@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local Kubernetes control plane for tests: etcd + kube-apiserver + kube-controller-manager
-# on loopback, built once from the Go module proxy and cached. No kubelet: pods never run.
+# on loopback, built once from the Go module proxy and cached. No kubelet of its own: pods
+# run only when scripts/node.sh joins a node to it.
 #
 #   scripts/cluster.sh build   build (or reuse) the binaries
 #   scripts/cluster.sh up      start them; prints the kubeconfig path
@@ -13,7 +14,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-K8S_VERSION="${SLUICE_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${SLUICE_ETCD_VERSION:-v3.6.16}"
 APISERVER_PORT="${SLUICE_APISERVER_PORT:-16443}"
 ETCD_PORT="${SLUICE_ETCD_PORT:-12379}"
@@ -23,64 +23,12 @@ BIN="$SLUICE_TOOLS_CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/bin"
 DIR="$SLUICE_STATE/local-cluster"
 KUBECONFIG_PATH="$DIR/kubeconfig"
 
-STAGING_MODULES="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
-cloud-provider cluster-bootstrap code-generator component-base component-helpers
-controller-manager cri-api cri-client cri-streaming csi-translation-lib
-dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
-kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
-pod-security-admission sample-apiserver sample-cli-plugin sample-controller streaming"
-
 binaries_ok() {
   for b in kube-apiserver kube-controller-manager etcd; do
     [ -x "$BIN/$b" ] || return 1
   done
   # A truncated or corrupt binary fails to print its version.
   "$BIN/etcd" --version >/dev/null 2>&1 && "$BIN/kube-apiserver" --version >/dev/null 2>&1
-}
-
-build_kubernetes() {
-  local mod="$SLUICE_TOOLS_CACHE/build/k8s-$K8S_VERSION"
-  local staging="v0.${K8S_VERSION#v1.}"
-  mkdir -p "$mod"
-  {
-    echo "module sluice.local/k8sbuild"
-    echo
-    echo "go 1.25"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    for m in $STAGING_MODULES; do
-      echo "replace k8s.io/$m => k8s.io/$m $staging"
-    done
-  } >"$mod/go.mod"
-  cat >"$mod/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-EOF
-  local ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${staging#v0.}"
-  done
-  (
-    cd "$mod"
-    log "resolving k8s.io/kubernetes $K8S_VERSION modules (first time only)"
-    GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>"$mod/tidy.log" || true
-    GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$K8S_VERSION" >>"$mod/tidy.log" 2>&1 ||
-      die "could not resolve k8s.io/kubernetes $K8S_VERSION; see $mod/tidy.log"
-    for cmd in kube-apiserver kube-controller-manager; do
-      log "building $cmd $K8S_VERSION (several minutes on a cold cache)"
-      CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" \
-        -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" 2>"$mod/build-$cmd.log" ||
-        die "building $cmd failed; see $mod/build-$cmd.log"
-      mv "$BIN/$cmd.tmp" "$BIN/$cmd"
-    done
-  )
 }
 
 build_etcd() {
@@ -126,15 +74,22 @@ cmd_build() {
     fi
   done
   [ -x "$BIN/etcd" ] || build_etcd
-  { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; } || build_kubernetes
+  { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; } ||
+    build_k8s_commands "$SLUICE_TOOLS_CACHE/build/k8s-$K8S_VERSION" "$BIN" kube-apiserver kube-controller-manager
   binaries_ok || die "control-plane binaries in $BIN do not run; delete that folder and retry"
 }
 
 
 PKI="$DIR/pki"
 
+# Bumped whenever make_pki's certificates change, so an older set is made again.
+# PodTolerationRestriction (below) lets a namespace opt in to the node of scripts/node.sh,
+# whose taint keeps every other pod off it (tests that play the kubelet's part for pods
+# with no node go on doing so while a node runs).
+PKI_GENERATION=2
+
 make_pki() {
-  [ -f "$PKI/.complete" ] && return 0
+  [ "$(cat "$PKI/.complete" 2>/dev/null)" = "$PKI_GENERATION" ] && return 0
   need openssl "install openssl (Debian: apt-get install openssl) to make the cluster's certificates"
   rm -rf "$PKI"
   mkdir -p "$PKI"
@@ -143,7 +98,9 @@ make_pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sluice-local-ca" \
       -keyout ca.key -out ca.crt
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout server.key -out server.csr
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >server.ext
+    # 10.0.0.1 is the `kubernetes` Service's address, where pods on a node (scripts/node.sh)
+    # reach the API server with their in-cluster configuration.
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >server.ext
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile server.ext -out server.crt
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=sluice-admin" \
@@ -152,7 +109,7 @@ make_pki() {
     openssl genrsa -out sa.key 2048
     openssl rsa -in sa.key -pubout -out sa.pub
   ) >"$DIR/pki.log" 2>&1 || die "making certificates failed; see $DIR/pki.log"
-  touch "$PKI/.complete"
+  echo "$PKI_GENERATION" >"$PKI/.complete"
 }
 
 write_kubeconfig() {
@@ -251,18 +208,18 @@ cmd_up() {
     --client-ca-file "$PKI/ca.crt" --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
-    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none
+    --enable-admission-plugins PodTolerationRestriction --endpoint-reconciler-type none
   rc=0
   wait_until 120 "kube-apiserver" "$DIR/kube-apiserver.pid" apiserver_ready || rc=$?
   started_or_die "$rc" kube-apiserver
   write_kubeconfig
-  log "starting kube-controller-manager (garbage collection, Deployments to ReplicaSets)"
+  log "starting kube-controller-manager (garbage collection, Deployments to ReplicaSets, nodes)"
   start_daemon kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" \
     --authorization-kubeconfig "$KUBECONFIG_PATH" --bind-address 127.0.0.1 --secure-port 0 \
     --leader-elect=false --use-service-account-credentials=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-csrsigning'
+    --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-csrsigning'
   sleep 1
   pid_alive "$(read_pid "$DIR/kube-controller-manager.pid")" ||
     started_or_die 2 kube-controller-manager

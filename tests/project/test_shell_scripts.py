@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = [*sorted((ROOT / "scripts").glob("*.sh")), ROOT / "e2e" / "kind.sh", ROOT / ".ci" / "run"]
+SCRIPTS = [
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    ROOT / "scripts" / "node" / "cni-host-ports",
+    ROOT / "e2e" / "kind.sh",
+    ROOT / ".ci" / "run",
+]
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or "shellcheck"
 
 
