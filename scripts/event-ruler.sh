@@ -19,26 +19,15 @@ LIBS="$HOME_DIR/libs"
 HARNESS="$SLUICE_ROOT/tests/differential/EventRulerHarness.java"
 
 jars_ok() {
-  [ -f "$LIBS/.complete" ] || return 1
-  # A jar that is not a valid zip means a corrupt cache.
-  for jar in "$LIBS"/event-ruler-*.jar "$LIBS"/jackson-databind-*.jar; do
-    [ -f "$jar" ] && unzip -tq "$jar" >/dev/null 2>&1 || return 1
-  done
+  maven_jars_ok "$LIBS" "$LIBS"/event-ruler-*.jar "$LIBS"/jackson-databind-*.jar
 }
 
 cmd_fetch() {
   jars_ok && return 0
-  if [ -d "$LIBS" ]; then
-    log "cached event-ruler jars in $LIBS are incomplete or corrupt; fetching them again"
-    rm -rf "$LIBS"
-  fi
-  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
-  need mvn "install Maven (Debian: apt-get install maven) to fetch the event-ruler jars"
   log "fetching event-ruler $VERSION jars from Maven Central into $LIBS"
-  mkdir -p "$LIBS"
-  mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIBS" \
-    >"$HOME_DIR/fetch.log" 2>&1 || die "fetching event-ruler jars failed; see $HOME_DIR/fetch.log"
-  touch "$LIBS/.complete"
+  mkdir -p "$HOME_DIR"
+  fetch_maven_jars event-ruler "$POM" "$LIBS" "$HOME_DIR/fetch.log" \
+    "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
   jars_ok || die "the fetched event-ruler jars do not open; delete $LIBS and retry"
 }
 

@@ -24,26 +24,14 @@ PIDFILE="$DIR/broker.pid"
 LOGFILE="$DIR/broker.log"
 
 jars_ok() {
-  [ -f "$LIBS/.complete" ] || return 1
-  # A jar that is not a valid zip means a corrupt cache.
-  for jar in "$LIBS"/kafka_2.13-*.jar "$LIBS"/kafka-clients-*.jar; do
-    [ -f "$jar" ] && unzip -tq "$jar" >/dev/null 2>&1 || return 1
-  done
+  maven_jars_ok "$LIBS" "$LIBS"/kafka_2.13-*.jar "$LIBS"/kafka-clients-*.jar
 }
 
 cmd_fetch() {
   jars_ok && return 0
-  if [ -d "$LIBS" ]; then
-    log "cached Kafka jars in $LIBS are incomplete or corrupt; fetching them again"
-    rm -rf "$LIBS"
-  fi
-  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless), or set SLUICE_TEST_KAFKA to use an existing broker"
-  need mvn "install Maven (Debian: apt-get install maven) to fetch the Kafka jars"
   log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
-  mkdir -p "$LIBS"
-  mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIBS" \
-    >"$LIBS/../fetch.log" 2>&1 || die "fetching Kafka jars failed; see $LIBS/../fetch.log"
-  touch "$LIBS/.complete"
+  fetch_maven_jars Kafka "$POM" "$LIBS" "$LIBS/../fetch.log" \
+    "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless), or set SLUICE_TEST_KAFKA to use an existing broker"
   jars_ok || die "the fetched Kafka jars do not open; delete $LIBS and retry"
 }
 

@@ -151,3 +151,30 @@ build_k8s_commands() {
     done
   )
 }
+
+maven_jars_ok() {
+  # maven_jars_ok LIBS JAR_GLOB...: the fetched jars are complete and open as zips (a jar
+  # that does not means a corrupt cache).
+  local libs="$1" jar
+  shift
+  [ -f "$libs/.complete" ] || return 1
+  for jar in "$@"; do
+    [ -f "$jar" ] && unzip -tq "$jar" >/dev/null 2>&1 || return 1
+  done
+}
+
+fetch_maven_jars() {
+  # fetch_maven_jars WHAT POM LIBS LOG JAVA_HINT: copy POM's dependencies into LIBS with
+  # Maven (LIBS is marked complete at the end), replacing an incomplete or corrupt cache.
+  local what="$1" pom="$2" libs="$3" logfile="$4" java_hint="$5"
+  if [ -d "$libs" ]; then
+    log "cached $what jars in $libs are incomplete or corrupt; fetching them again"
+    rm -rf "$libs"
+  fi
+  need java "$java_hint"
+  need mvn "install Maven (Debian: apt-get install maven) to fetch the $what jars"
+  mkdir -p "$libs"
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$libs" \
+    >"$logfile" 2>&1 || die "fetching $what jars failed; see $logfile"
+  touch "$libs/.complete"
+}
