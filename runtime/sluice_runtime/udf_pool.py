@@ -143,7 +143,7 @@ class _Worker:
 
 class UdfPool:
     """The runtime's UDF worker. ``process`` is safe to call from several lanes at once:
-    chunks take turns."""
+    their chunks are pipelined to the one worker process."""
 
     def __init__(self, connector: Connector, udf_source: str) -> None:
         udf = connector.spec.transform.udf if connector.spec.transform else None
@@ -155,7 +155,6 @@ class UdfPool:
         self._worker: _Worker | None = None
         self._sending = asyncio.Lock()  # chunks are sent one after the other
         self._turn = asyncio.Lock()  # held while a lane runs records one at a time
-        self.restarts = 0
 
     async def start(self) -> None:
         """Start the worker and wait until the UDF module is imported (UdfStartError if
@@ -276,7 +275,6 @@ class UdfPool:
         if worker is not None:
             await worker.kill()
             self._worker = None
-            self.restarts += 1
         try:
             self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
         except (TimeoutError, WorkerFailed, UdfStartError) as error:
