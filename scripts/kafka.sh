@@ -104,6 +104,13 @@ cmd_up() {
   cmd_fetch
   need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
   write_config
+  # Test data is disposable: storage formatted by another Kafka release is formatted anew,
+  # so the new release's features (share groups, say) are on from the start.
+  if [ -f "$DIR/data/meta.properties" ] && [ "$(cat "$DIR/data/.sluice-kafka-version" 2>/dev/null)" != "$KAFKA_VERSION" ]; then
+    log "storage in $DIR/data was formatted by another Kafka release; formatting it anew for $KAFKA_VERSION"
+    rm -rf "$DIR/data"
+    mkdir -p "$DIR/data"
+  fi
   if [ ! -f "$DIR/data/meta.properties" ]; then
     log "formatting KRaft storage in $DIR/data"
     java_cmd kafka.tools.StorageTool format --standalone -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
@@ -111,6 +118,7 @@ cmd_up() {
       java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
         -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 ||
       die "formatting Kafka storage failed; see $DIR/format.log"
+    echo "$KAFKA_VERSION" >"$DIR/data/.sluice-kafka-version"
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$PORT (log: $LOGFILE)"
   setsid bash -c 'exec "$@"' _ java -Xms256m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
