@@ -7,6 +7,8 @@ are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -265,6 +267,11 @@ class BearerAuth(Model):
     )
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
 class Sink(Model):
     """The HTTP function that receives the batches."""
 
@@ -286,6 +293,22 @@ class Sink(Model):
         if uri is not None and not uri.startswith(("http://", "https://")):
             raise ValueError(f"sink.uri must start with http:// or https://, got {uri!r}")
         return uri
+
+    @field_validator("headers")
+    @classmethod
+    def _http_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Written into the request as they are: a CR or LF would start a header (or a
+        # request) of its own, and framing is the runtime's to decide.
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"sink.headers: {name!r} is not an HTTP header name")
+            if name.lower() in _FRAMING_HEADERS:
+                raise ValueError(f"sink.headers: {name!r} is set by the runtime")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"sink.headers.{name}: only printable ASCII and tabs are allowed in a value"
+                )
+        return headers
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Sink:

@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -47,14 +49,29 @@ def _time(timestamp_ms: int) -> bytes:
     return text
 
 
+# W3C Trace Context: version-traceid-parentid-flags, lower-case hex; later versions may
+# append fields after a dash. Anything else in a record's header is not a trace context.
+_TRACEPARENT = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?")
+
+
 def _traceparent(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     for key, raw in headers:
         if key == "traceparent" and raw is not None:
-            try:
+            if len(raw) <= 256 and _TRACEPARENT.fullmatch(raw):
                 return raw.decode("ascii")
-            except UnicodeDecodeError:
-                return None
+            return None
     return None
+
+
+# The CloudEvents HTTP binding (section 3.1.3.2): in a ce-* header, printable ASCII stays
+# as it is except space, double quote and percent; everything else is percent-encoded as
+# UTF-8. Record keys reach these headers, so this is also what keeps a key holding CR LF
+# from writing headers (or a whole request) of its own.
+_CE_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
+
+
+def _header_value(value: str) -> str:
+    return quote(value, safe=_CE_HEADER_SAFE)
 
 
 def _attributes(item: Event, source: str) -> dict[str, Any]:
@@ -199,7 +216,11 @@ def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
     if len(items) != 1:
         raise ValueError("cloudevents-binary carries exactly one event per request")
     item = items[0]
-    headers = {f"ce-{k}": v for k, v in _attributes(item, source).items() if k != "datacontenttype"}
+    headers = {
+        f"ce-{k}": _header_value(v)
+        for k, v in _attributes(item, source).items()
+        if k != "datacontenttype"
+    }
     headers.update(content_type)
     data = item.data
     body = encode_envelope(item.record) if data is ENVELOPE else exact_dumps(data)

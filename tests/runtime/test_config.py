@@ -70,6 +70,18 @@ def test_defaults_and_derived_names() -> None:
             "cloudevents-binary needs window.maxMessages: 1",
         ),
         ({"scaling": {"minReplicas": 5, "maxReplicas": 2}}, "minReplicas must not exceed"),
+        (
+            {"sink": {"uri": "http://f/", "headers": {"x-a": "1\r\nx-b: 2"}}},
+            "spec.sink.headers: sink.headers.x-a: only printable ASCII",
+        ),
+        (
+            {"sink": {"uri": "http://f/", "headers": {"x a": "1"}}},
+            "sink.headers: 'x a' is not an HTTP header name",
+        ),
+        (
+            {"sink": {"uri": "http://f/", "headers": {"Content-Length": "1"}}},
+            "sink.headers: 'Content-Length' is set by the runtime",
+        ),
     ],
 )
 def test_bad_manifests_name_the_field(spec: dict[str, Any], expected: str) -> None:
