@@ -8,7 +8,6 @@ are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 

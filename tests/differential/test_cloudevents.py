@@ -95,7 +95,8 @@ def test_binary_mode_reads_back_with_the_sdk(
     request = build_request([Event(record, data, index)], "cloudevents-binary", SOURCE)
 
     for name, header_value in request.headers.items():
-        assert header_value.isascii() and header_value.isprintable(), (name, header_value)
+        assert header_value.isascii(), (name, header_value)
+        assert header_value.isprintable(), (name, header_value)
 
     event = from_binary(HTTPMessage(request.headers, request.body), JSONFormat())
     attributes = event.get_attributes()
@@ -132,7 +133,8 @@ def test_batch_mode_reads_back_with_the_sdk(
     assert request.headers["content-type"] == "application/cloudevents-batch+json"
 
     sent = exactjson.loads(request.body)
-    assert isinstance(sent, list) and len(sent) == len(built)
+    assert isinstance(sent, list)
+    assert len(sent) == len(built)
     for record, element in zip(built, sent, strict=True):
         event = JSONFormat().read(None, exactjson.dumps(element))
         assert readable(event.get_attributes()) == expected_attributes(record, 0)
