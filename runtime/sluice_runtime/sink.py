@@ -20,7 +20,14 @@ from sluice_runtime.config import Connector
 from sluice_runtime.contract import BEARER_TOKEN_ENV
 from sluice_runtime.payload import Request, build_request
 from sluice_runtime.records import Event
-from sluice_runtime.transport import LeanTransport, timeout_extension
+from sluice_runtime.transport import (
+    Answer,
+    LeanTransport,
+    Timeouts,
+    header_lines,
+    origin_of,
+    request_line,
+)
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
@@ -48,11 +55,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def _failed_ids(response: httpx.Response) -> frozenset[str]:
-    if not response.content or "json" not in response.headers.get("content-type", "json"):
+def _failed_ids(answer: Answer) -> frozenset[str]:
+    if not answer.content or b"json" not in (answer.header(b"content-type") or b"json"):
         return frozenset()
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(answer.content)
     except orjson.JSONDecodeError:
         return frozenset()
     if not isinstance(body, dict) or not isinstance(body.get("batchItemFailures"), list):
@@ -62,6 +69,10 @@ def _failed_ids(response: httpx.Response) -> frozenset[str]:
         for entry in body["batchItemFailures"]
         if isinstance(entry, dict) and "itemIdentifier" in entry
     )
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 class HttpSink:
@@ -76,13 +87,22 @@ class HttpSink:
             token = os.environ.get(BEARER_TOKEN_ENV, "")
             if token:
                 headers["authorization"] = f"Bearer {token}"
-        self._headers = headers
-        self._url = httpx.URL(self.uri)
-        self._extensions = timeout_extension(spec.timeout)
-        # Requests go straight to the transport: httpx.AsyncClient's per-request work
-        # (merging, auth and redirect flows, cookies) costs more CPU than the request
-        # itself and the sink needs none of it. See sluice_runtime.transport for why this
-        # transport, and make bench's http-client row for the figures.
+        # What the payload sets (content-type, and ce-* in binary mode) wins over the spec.
+        binary = self.format == "cloudevents-binary"
+        overridden = ("content-type", "ce-") if binary else ("content-type",)
+        static = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+            if not name.lower().startswith(overridden)
+        ]
+        url = httpx.URL(self.uri)
+        self._origin = origin_of(url)
+        # Requests go straight to the transport with a head written here once but for
+        # the content headers and length: httpx's request and response objects (let alone
+        # AsyncClient's merging, auth and redirect flows) cost more CPU than the exchange.
+        # See sluice_runtime.transport, and make bench's http-client row for the figures.
+        self._head_start = request_line("POST", url, static)
+        self._timeouts = Timeouts(spec.timeout, spec.timeout, spec.timeout, spec.timeout)
         self._transport = LeanTransport(max_connections=concurrency)
 
     def prepare(self, events: Sequence[Event]) -> Request:
@@ -98,14 +118,15 @@ class HttpSink:
             # down to that record, which takes the failure path.
             return SendResult(False, None, f"payload: {type(error).__name__}: {error}"[:200])
         try:
-            request = httpx.Request(
-                "POST",
-                self._url,
-                content=payload.body,
-                headers={**self._headers, **payload.headers},
-                extensions=self._extensions,
+            body = payload.body
+            head = b"%s%scontent-length: %d\r\n\r\n" % (
+                self._head_start,
+                header_lines(
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in payload.headers.items()
+                ),
+                len(body),
             )
-            response = await self._transport.handle_async_request(request)
+            answer = await self._transport.exchange(self._origin, head, body, self._timeouts)
         except httpx.TimeoutException as error:
             return SendResult(False, None, f"timeout: {type(error).__name__}", retryable=True)
         except httpx.TransportError as error:
@@ -116,9 +137,9 @@ class HttpSink:
             return SendResult(
                 False, None, f"client: {type(error).__name__}: {error}"[:200], retryable=True
             )
-        status = response.status_code
+        status = answer.status
         if 200 <= status < 300:
-            failed = _failed_ids(response)
+            failed = _failed_ids(answer)
             unknown = failed.difference(event.event_id for event in events) if failed else None
             if unknown:
                 # As Lambda does with an invalid itemIdentifier: the whole batch failed.
@@ -136,14 +157,15 @@ class HttpSink:
                     False, status, "partial batch failure", retryable=True, failed_ids=failed
                 )
             return SendResult(True, status)
-        reason = f"HTTP {status}: {response.text[:200]}".strip()
+        text = answer.content[:200].decode("utf-8", "replace")
+        reason = f"HTTP {status}: {text}".strip()
         if status in RETRYABLE_STATUS:
             return SendResult(
                 False,
                 status,
                 reason,
                 retryable=True,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=parse_retry_after(_text(answer.header(b"retry-after"))),
             )
         return SendResult(False, status, reason)
 

@@ -19,9 +19,11 @@ the runtime's memory with it. Timeouts follow httpx's
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import deque
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import httptools
 import httpx
@@ -185,6 +187,54 @@ class _Pool:
         self.slots = asyncio.Semaphore(limit)
 
 
+Origin = tuple[bytes, bytes, int]
+"""(scheme, host, port) of a URL: connections are pooled per origin."""
+
+
+class Timeouts(NamedTuple):
+    """httpx's four timeouts (seconds, None = none): see the module's docstring."""
+
+    pool: float | None = DEFAULT_TIMEOUT
+    connect: float | None = DEFAULT_TIMEOUT
+    write: float | None = DEFAULT_TIMEOUT
+    read: float | None = DEFAULT_TIMEOUT
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: list[tuple[bytes, bytes]]  # as received: names in the server's case
+    content: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header, by its lower-case name."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+def origin_of(url: httpx.URL) -> Origin:
+    scheme = url.raw_scheme
+    if scheme not in (b"http", b"https"):
+        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+    return scheme, url.raw_host, url.port or (443 if scheme == b"https" else 80)
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+_LINE_BREAK = re.compile(rb"[\r\n\0]")
+
+
+def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Header lines for a request head. A name that is not a token, or a value holding CR,
+    LF or NUL, is refused: it would start a header, or a request, of its own."""
+    lines = []
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or _LINE_BREAK.search(value):
+            raise httpx.LocalProtocolError(f"header {name!r} cannot be written as it is")
+        lines.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(lines)
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
@@ -195,40 +245,62 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self.max_connections = max_connections
         self.max_answer_bytes = max_answer_bytes
         self._ssl_context = ssl_context
-        self._pools: dict[tuple[bytes, bytes, int], _Pool] = {}
+        self._pools: dict[Origin, _Pool] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("the transport is closed")
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in (b"http", b"https"):
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
-        port = url.port or (443 if scheme == b"https" else 80)
-        origin = (scheme, url.raw_host, port)
-        pool = self._pools.get(origin)
-        if pool is None:
-            pool = self._pools[origin] = _Pool(self.max_connections)
+        """httpx's transport API (requests and responses as httpx objects)."""
+        origin = origin_of(request.url)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         try:
             body = request.content
         except httpx.RequestNotRead:  # a streamed body: this transport sends it whole
             body = await request.aread()
-        head = _request_head(request, len(body))
+        answer = await self.exchange(
+            origin,
+            _request_head(request, len(body)),
+            body,
+            Timeouts(
+                timeouts.get("pool", DEFAULT_TIMEOUT),
+                timeouts.get("connect"),
+                timeouts.get("write"),
+                timeouts.get("read", DEFAULT_TIMEOUT),
+            ),
+        )
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def exchange(
+        self, origin: Origin, head: bytes, body: bytes, timeouts: Timeouts
+    ) -> Answer:
+        """Send one request whose head (request line and headers, ending in a blank
+        line) the caller wrote, and read its answer. The sink calls this directly: it sends
+        the same head but for a few lines thousands of times a second, and building
+        httpx's request and response objects cost more CPU than the exchange itself.
+        Failures are httpx's exception types."""
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = _Pool(self.max_connections)
         if pool.slots.locked():  # only a wait needs a deadline (it costs a timer)
             try:
-                async with asyncio.timeout(timeouts.get("pool", DEFAULT_TIMEOUT)):
+                async with asyncio.timeout(timeouts.pool):
                     await pool.slots.acquire()
             except TimeoutError:
                 raise httpx.PoolTimeout("no connection free in time") from None
         else:
             await pool.slots.acquire()
         try:
-            connection = await self._connection(pool, origin, timeouts.get("connect"))
+            connection = await self._connection(pool, origin, timeouts.connect)
             try:
                 status, headers, content, reusable = await connection.exchange(
-                    head, body, timeouts.get("write"), timeouts.get("read", DEFAULT_TIMEOUT)
+                    head, body, timeouts.write, timeouts.read
                 )
             except BaseException:
                 connection.close()  # cancelled or failed mid-exchange: its state is unknown
@@ -239,16 +311,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 connection.close()
         finally:
             pool.slots.release()
-        return httpx.Response(
-            status,
-            headers=headers,
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return Answer(status, headers, content)
 
     async def _connection(
-        self, pool: _Pool, origin: tuple[bytes, bytes, int], connect_timeout: float | None
+        self, pool: _Pool, origin: Origin, connect_timeout: float | None
     ) -> _Connection:
         while pool.idle:
             connection = pool.idle.pop()  # the most recent: least likely closed by the peer
@@ -278,20 +344,23 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._pools.clear()
 
 
+FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+"""Headers this transport writes itself: it decides framing and connection reuse."""
+
+
+def request_line(method: str, url: httpx.URL, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The request line and the given headers (less framing ones), with a host header
+    when none is given: the start of a head, to which content-length and the blank line
+    are added per request."""
+    kept = [(n, v) for n, v in headers if n.lower() not in FRAMING_HEADERS]
+    if not any(name.lower() == b"host" for name, _ in kept):
+        kept.insert(0, (b"host", url.netloc))
+    return b"%s %s HTTP/1.1\r\n%s" % (method.encode("ascii"), url.raw_path, header_lines(kept))
+
+
 def _request_head(request: httpx.Request, length: int) -> bytes:
-    url = request.url
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
-    has_host = False
-    for name, value in request.headers.raw:
-        lowered = name.lower()
-        if lowered in (b"content-length", b"transfer-encoding", b"connection"):
-            continue  # this transport decides framing and connection reuse
-        has_host = has_host or lowered == b"host"
-        lines.append(b"%s: %s" % (name, value))
-    if not has_host:
-        lines.append(b"host: %s" % url.netloc)
-    lines.append(b"content-length: %d" % length)
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+    start = request_line(request.method, request.url, request.headers.raw)
+    return b"%scontent-length: %d\r\n\r\n" % (start, length)
 
 
 def timeout_extension(seconds: float) -> dict[str, Any]:
