@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -249,3 +250,48 @@ class PacedProducer:
         if self.producer.flush(30) != 0:
             raise BenchError(f"could not deliver the paced records to {topic}")
         return Produced(count, time.perf_counter() - started, size / count if count else 0.0)
+
+
+class FloorConsumer:
+    """The consume floor of the latency row: a bare consumer with the runtime's fetch
+    settings, on a thread, timing record timestamp → poll. What it measures is what the
+    broker, the producer and this machine's load cost before Sluice does anything."""
+
+    def __init__(self, bootstrap: str, topic: str, expected: int) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": unique("bench-floor"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+                "fetch.queue.backoff.ms": 10,
+            }
+        )
+        self.consumer.subscribe([topic])
+        self.expected = expected
+        self.latencies: list[float] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def wait_assigned(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.consumer.assignment():
+            if time.monotonic() > deadline:
+                raise BenchError("the floor consumer got no partitions")
+            self.consumer.poll(0.1)
+        self.thread.start()
+
+    def _run(self) -> None:
+        # As the runtime's poll thread does: take what is queued, else wait for one record.
+        deadline = time.monotonic() + 120
+        while len(self.latencies) < self.expected and time.monotonic() < deadline:
+            messages = self.consumer.consume(500, 0) or self.consumer.consume(1, 0.1)
+            now = time.time()
+            for message in messages:
+                if message.error() is None:
+                    self.latencies.append(now - message.timestamp()[1] / 1000)
+
+    def finish(self) -> list[float]:
+        self.thread.join(130)
+        self.consumer.close()
+        return sorted(self.latencies)

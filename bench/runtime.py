@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.kafka import Kafka, PacedProducer, large_value, small_value, wide_value
+from bench.function import percentiles_ms
+from bench.kafka import (
+    FloorConsumer,
+    Kafka,
+    PacedProducer,
+    large_value,
+    small_value,
+    wide_value,
+)
 from bench.procs import BenchError, Child
 from bench.report import Row, Target
 
@@ -299,6 +307,7 @@ def latency_row(ctx: Context) -> Row:
             "p50_ms": ("p50", "ms"),
             "p95_ms": ("p95", "ms"),
             "max_ms": ("max", "ms"),
+            "floor_p99_ms": ("consume floor p99", "ms"),
             "events_per_request": ("events/request", ""),
         },
     )
@@ -326,7 +335,16 @@ def latency_row(ctx: Context) -> Row:
             stats = wait_for_events(function, runtime, paced.records)
             latency = function.ask("latency")
             summary = stop_runtime(runtime)
+        # The same traffic read by a bare consumer right after: on a loaded machine the
+        # floor rises too, and the difference is what Sluice adds.
+        floor_topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-floor")
+        floor = FloorConsumer(ctx.kafka.bootstrap, floor_topic, int(rate * seconds))
+        floor.wait_assigned()
+        sent += producer.run(floor_topic, rate, seconds, wide_value, sent).records
+        floor_ms = percentiles_ms(floor.finish())
         figures = {
+            "floor_p50_ms": floor_ms["p50"] or 0.0,
+            "floor_p99_ms": floor_ms["p99"] or 0.0,
             "p50_ms": latency["p50"],
             "p95_ms": latency["p95"],
             "p99_ms": latency["p99"],
@@ -346,7 +364,8 @@ def latency_row(ctx: Context) -> Row:
             f"max {figures['max_ms']:.1f} ms over {latency['count']:,} events "
             f"({paced.rate:,.0f} records/s produced, "
             f"{figures['events_per_request']:.2f} events/request, "
-            f"{figures['retries']:.0f} retries)"
+            f"{figures['retries']:.0f} retries); a bare consumer of the same traffic: "
+            f"p50 {figures['floor_p50_ms']:.1f} ms, p99 {figures['floor_p99_ms']:.1f} ms"
         )
     return row
 
