@@ -169,8 +169,8 @@ def test_consumption_and_share_group_are_immutable(kube: Kube, ns: str) -> None:
             )
         assert rejected.value.status == 422
         assert message in rejected.value.message
+    create(kube, manifest("grouped", ns))
     with pytest.raises(KubeError) as rejected:  # nor does a group Connector become a queue
-        create(kube, manifest("grouped", ns))
         kube.request(
             "PATCH",
             connector_path(ns, "grouped"),
