@@ -279,6 +279,8 @@ class DataPlane:
     ) -> set[RecordKey]:
         for (topic, _partition), group in groups.items():
             self.metrics.consumed_from(topic).inc(len(group))
+        if self.stopping.is_set():
+            return set()  # acquired while stopping: released, for the pods that stay
         assert reader.facts is not None
         task = asyncio.ensure_future(
             work_on_acquired(

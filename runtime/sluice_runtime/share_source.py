@@ -39,7 +39,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import AcknowledgeType, KafkaException, Message, ShareConsumer, TopicPartition
+from confluent_kafka import (
+    AcknowledgeType,
+    IllegalStateException,
+    KafkaException,
+    Message,
+    ShareConsumer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -277,13 +284,20 @@ class ShareReader:
             accept = key in settled
             released += not accept
             # Every record of a poll must be acknowledged before the next poll.
-            consumer.acknowledge(
-                message, AcknowledgeType.ACCEPT if accept else AcknowledgeType.RELEASE
-            )
+            try:
+                consumer.acknowledge(
+                    message, AcknowledgeType.ACCEPT if accept else AcknowledgeType.RELEASE
+                )
+            except (IllegalStateException, KafkaException) as error:
+                # No longer acquired by this member: the broker delivers it again.
+                log.warning("Could not acknowledge %s-%s@%s: %s", *key, error)
         self.delivery_counts.clear()
         if released:
             log.info("Released %d of %d acquired records for redelivery", released, len(messages))
-        consumer.commit_async()  # at once, not with the next poll: fewer duplicates on a crash
+        try:
+            consumer.commit_async()  # now, not with the next poll: fewer duplicates on a crash
+        except KafkaException as error:
+            log.warning("Could not send acknowledgements: %s", error)
 
     def _acknowledgements_sent(
         self, offsets: dict[TopicPartition, set[int]], error: KafkaException | None
