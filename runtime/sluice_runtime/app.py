@@ -41,6 +41,7 @@ log = logging.getLogger("sluice.runtime")
 DEFAULT_GRACE = 25.0
 LOOP_STALL = 15.0  # seconds without a turn of the event loop before /healthz fails
 MAX_CONCURRENCY = 64
+QUEUE_SETTLE_GRACE = 5.0  # seconds after the grace period for queue mode's last deliveries
 
 
 def tune_garbage_collector() -> None:
@@ -227,8 +228,12 @@ class DataPlane:
             log.warning("Grace period over; unacknowledged records will be read again")
             self.abort.set()
             await asyncio.gather(*(lane.abort() for lane in lanes))
-            for task in queue_work:
-                task.cancel()  # its records are released
+            if queue_work:
+                # Aborted, a poll's work ends at once; a moment more lets it dead-letter
+                # what is on its last delivery rather than release it to the broker's archive.
+                _done, late = await asyncio.wait(queue_work, timeout=QUEUE_SETTLE_GRACE)
+                for task in late:
+                    task.cancel()  # its records are released
         for reader in self.readers:
             reader.stop()
         closing = [reader.closed for reader in self.readers]
