@@ -25,17 +25,19 @@ ROWS = (
     "latency-realtime",
     "memory-slow-sink",
     "memory-large-records",
+    "queue-vs-group",
     "patterns",
     "transforms",
     "http-client",
 )
-KAFKA_ROWS = frozenset(ROWS[:7])
+KAFKA_ROWS = frozenset(ROWS[:8])
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
     "throughput-udf": (Target(">=", 80_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
     "memory-large-records": (Target("<", 256.0), "MB"),
+    "queue-vs-group": (Target(">=", 6.0), "x group mode"),
     "patterns": (Target(">=", 1_000_000), "evals/s"),
     "transforms": (Target(">=", 300_000), "transforms/s"),
 }
@@ -231,6 +233,10 @@ def _run_kafka_rows(
                         "memory-large-records",
                         lambda: memory_row(ctx, name="memory-large-records", large=True),
                     )
+                if "queue-vs-group" in names:
+                    from bench.queue import queue_row
+
+                    attempt("queue-vs-group", lambda: queue_row(ctx))
             finally:
                 kafka.cleanup()
                 kafka.close()

@@ -4,7 +4,8 @@
     python -m bench.runner -f connector.yaml [--grace S] [--profile out.prof]
 
 Prints ``metrics-port <port>`` once /metrics listens, ``assigned <n>`` whenever the
-number of assigned partitions changes and, after a
+number of assigned partitions changes (``joined`` once in the share group, in queue mode)
+and, after a
 SIGTERM/SIGINT shutdown, ``metrics {...}`` (a few counters) and ``stopped``. With
 ``--profile``, the event loop thread is profiled with cProfile (written to ``out.prof``)
 and each Kafka poll thread too (``out.prof.kafka-<n>``).
@@ -31,10 +32,15 @@ from sluice_runtime.metrics import Metrics
 async def _announce(runtime: DataPlane) -> None:
     last = -1
     port_told = False
+    joined = False
     while True:
         if not port_told and runtime.health is not None:
             print(f"metrics-port {runtime.health.port}", flush=True)
             port_told = True
+        readers = runtime.share_readers
+        if readers and not joined and all(reader.facts is not None for reader in readers):
+            print("joined", flush=True)  # queue mode: in the share group
+            joined = True
         count = len(runtime.lanes)
         if count != last:
             print(f"assigned {count}", flush=True)

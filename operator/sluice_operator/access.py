@@ -14,6 +14,8 @@ that the Connector asks only for what its author could have without the operator
   author may not be allowed to know which Secrets exist;
 - ``spec.runtime.image`` must be the default image or on the operator's allow-list: any
   other image would run with the Connector's Secrets, as a pod the author could not create;
+- ``source.kafka.consumption: queue`` only where the operator enables queue mode (a
+  feature gate while the share-group client is a preview);
 - ``sink.ref`` may cross namespaces only where the operator allows it (``sink_address.py``), and
   the operator's own Kafka identity goes only to trusted brokers (``kafka_facts.py``).
 
@@ -52,6 +54,12 @@ def check_access(kube: Kube, connector: Connector, config: OperatorConfig) -> Ka
     """Raises NotPermitted; else returns who the operator is towards the Connector's Kafka
     clusters (the credentials it may use there)."""
     spec = connector.spec
+    if spec.source.kafka.consumption == "queue" and not config.queue_mode:
+        raise NotPermitted(
+            "spec.source.kafka.consumption: queue mode (Kafka share groups) is off in this"
+            " operator while the client's share consumer is a preview; it is enabled with the"
+            " chart value connectors.queueMode (SLUICE_QUEUE_MODE=true)."
+        )
     image = spec.runtime.image
     if image is not None and not config.allows_image(image):
         allowed = ", ".join([config.runtime_image, *config.allowed_runtime_images])

@@ -22,7 +22,14 @@ from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 
 from sluice_operator.status import ConnectorStatus
-from sluice_runtime.config import API_GROUP, API_VERSION, KIND, Connector
+from sluice_runtime.config import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    QUEUE_NEEDS_TOLERANCE,
+    QUEUE_NEEDS_UNORDERED,
+    Connector,
+)
 from sluice_runtime.units import K8S_QUANTITY_PATTERN
 
 PLURAL = "connectors"
@@ -57,6 +64,18 @@ def _exactly_one(*fields: str) -> str:
     return "[" + ", ".join(f"has(self.{f})" for f in fields) + "].filter(x, x).size() == 1"
 
 
+def _immutable(field: str, message: str) -> Rule:
+    return {
+        "rule": f"has(self.{field}) == has(oldSelf.{field})"
+        f" && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        "message": message,
+        "fieldPath": f".{field}",
+        "reason": "FieldValueForbidden",
+    }
+
+
+_QUEUE = "(has(self.source.kafka.consumption) && self.source.kafka.consumption == 'queue')"
+
 # CEL rules by the path of the object they sit on, below spec. They restate the model
 # validators of sluice_runtime.config; tests check both reject the same manifests.
 RULES: dict[tuple[str, ...], list[Rule]] = {
@@ -68,17 +87,39 @@ RULES: dict[tuple[str, ...], list[Rule]] = {
             "sink.format cloudevents-binary sends one event per request:"
             " it needs window.maxMessages: 1",
             ".window.maxMessages",
-        )
+        ),
+        _rule(
+            f"!{_QUEUE} || (has(self.delivery) && has(self.delivery.ordering)"
+            " && self.delivery.ordering == 'unordered')",
+            QUEUE_NEEDS_UNORDERED,
+            ".delivery.ordering",
+        ),
+        _rule(
+            f"!{_QUEUE} || !has(self.delivery) || !has(self.delivery.errorTolerance)"
+            " || self.delivery.errorTolerance == 'all'",
+            QUEUE_NEEDS_TOLERANCE,
+            ".delivery.errorTolerance",
+        ),
     ],
     ("source", "kafka"): [
-        {
-            "rule": "has(self.consumerGroup) == has(oldSelf.consumerGroup)"
-            " && (!has(self.consumerGroup) || self.consumerGroup == oldSelf.consumerGroup)",
-            "message": "consumerGroup is immutable: a new group would start again from"
+        _immutable(
+            "consumerGroup",
+            "consumerGroup is immutable: a new group would start again from"
             " initialOffset; create a new Connector instead",
-            "fieldPath": ".consumerGroup",
+        ),
+        _immutable(
+            "shareGroup",
+            "shareGroup is immutable: a new group would start again from"
+            " initialOffset; create a new Connector instead",
+        ),
+        {
+            "rule": "(has(self.consumption) ? self.consumption : 'group')"
+            " == (has(oldSelf.consumption) ? oldSelf.consumption : 'group')",
+            "message": "consumption is immutable: the other kind of group would start again"
+            " from initialOffset; create a new Connector instead",
+            "fieldPath": ".consumption",
             "reason": "FieldValueForbidden",
-        }
+        },
     ],
     ("filter",): [
         _rule(_exactly_one("pattern", "patterns"), "set exactly one of pattern or patterns")

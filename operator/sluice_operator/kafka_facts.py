@@ -263,6 +263,10 @@ class KafkaFactsReader:
     def _lag(
         self, client: AdminClient, connector: Connector, partitions: dict[str, int]
     ) -> int | None:
+        if connector.spec.source.kafka.consumption == "queue":
+            # A share group's backlog needs DescribeShareGroupOffsets, which the Python
+            # client's admin API does not offer yet: unknown, so lag scaling keeps its count.
+            return None
         group = connector.consumer_group
         tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         try:

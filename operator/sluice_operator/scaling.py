@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sluice_operator.queue_scaling import queue_capacity
 from sluice_runtime.config import ConnectorSpec, Scaling
 
 
@@ -62,6 +63,11 @@ def decide_replicas(
         return ScalingDecision(0, "paused")
     if spec.replicas is not None:
         return ScalingDecision(spec.replicas, "spec.replicas (scale subresource)")
+    if partitions is not None and spec.source.kafka.consumption == "queue":
+        # A share group's members all read every partition: only maxReplicas caps them.
+        partitions = queue_capacity(
+            partitions, scaling.consumers_per_replica, scaling.min_replicas, scaling.max_replicas
+        )
     if partitions is None:
         if current is not None:
             return ScalingDecision(current, "partitions unknown: kept", scale_down_since)

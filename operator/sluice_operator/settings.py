@@ -92,6 +92,10 @@ class OperatorConfig:
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     """SLUICE_OPERATOR_KAFKA_SASL_MECHANISM: of the operator's own identity (SASL only)."""
 
+    queue_mode: bool = False
+    """SLUICE_QUEUE_MODE: whether Connectors may use source.kafka.consumption queue (Kafka
+    share groups). Off by default while the Python client's share consumer is a preview."""
+
     kafka_credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """SLUICE_OPERATOR_KAFKA_USERNAME, _PASSWORD, _CA_PEM, _CERT_PEM, _KEY_PEM: the operator's
     own Kafka credentials as (librdkafka setting, value) pairs; never logged."""
@@ -141,6 +145,7 @@ class OperatorConfig:
                 "SLUICE_OPERATOR_KAFKA_SASL_MECHANISM",
                 _one_of(SASL_MECHANISMS),
             ),
+            "queue_mode": ("SLUICE_QUEUE_MODE", _boolean),
         }
         assert set(parsers) | {"kafka_credentials"} == {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
@@ -172,6 +177,13 @@ class OperatorConfig:
 
 def _text(raw: str) -> str:
     return raw.strip()
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value == "true"
 
 
 def _items(raw: str) -> tuple[str, ...]:

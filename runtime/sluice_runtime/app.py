@@ -30,6 +30,7 @@ from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
 from sluice_runtime.processors import Processor, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
+from sluice_runtime.share_source import RecordKey, ShareReader, work_on_acquired
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import KafkaReader, kafka_auth_settings
 from sluice_runtime.transform import load_udf_source
@@ -40,6 +41,7 @@ log = logging.getLogger("sluice.runtime")
 DEFAULT_GRACE = 25.0
 LOOP_STALL = 15.0  # seconds without a turn of the event loop before /healthz fails
 MAX_CONCURRENCY = 64
+QUEUE_SETTLE_GRACE = 5.0  # seconds after the grace period for queue mode's last deliveries
 
 
 def tune_garbage_collector() -> None:
@@ -56,7 +58,7 @@ def tune_garbage_collector() -> None:
 
 
 class DataPlane:
-    """Implements ``SourceListener`` for its readers."""
+    """Implements ``SourceListener`` for its readers (``QueueListener`` in queue mode)."""
 
     def __init__(
         self,
@@ -80,6 +82,8 @@ class DataPlane:
         # from one to another, and the new owner's lane must not be the old one's.
         self.lanes: dict[tuple[int, str, int], Lane] = {}
         self.readers: list[KafkaReader] = []
+        self.share_readers: list[ShareReader] = []  # queue mode, instead of readers
+        self._queue_work: set[asyncio.Task[set[RecordKey]]] = set()
         self.abort = asyncio.Event()
         self.stopping = asyncio.Event()
         self.health: ProbeServer | None = None
@@ -100,7 +104,7 @@ class DataPlane:
             await asyncio.sleep(1)
 
     def ready(self) -> bool:
-        return bool(self.readers) and not self.stopping.is_set()
+        return bool(self.readers or self.share_readers) and not self.stopping.is_set()
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or ``stop()``."""
@@ -127,7 +131,7 @@ class DataPlane:
             ).start()
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
-        def services_for(reader: KafkaReader) -> LaneServices:
+        def services_for(reader: KafkaReader | ShareReader) -> LaneServices:
             return LaneServices(
                 window=spec.window,
                 delivery=spec.delivery,
@@ -144,17 +148,26 @@ class DataPlane:
             )
 
         self._services_for = services_for
+        queue = spec.source.kafka.consumption == "queue"
         for index in range(spec.scaling.consumers_per_replica):
+            if queue:
+                share_reader = ShareReader(self.connector, index, loop, self)
+                self.share_readers.append(share_reader)
+                share_reader.start()
+                continue
             reader = KafkaReader(self.connector, index, loop, self, revoke_timeout=self.grace)
             self.readers.append(reader)
             reader.start()
+        if queue and dead_letter is not None:
+            dead_letter.delivery_count = self._delivery_count
         log.info(
-            "Started runtime for %s/%s: topics %s, group %s, %d consumer(s)",
+            "Started runtime for %s/%s: topics %s, %s %s, %d consumer(s)",
             self.connector.metadata.namespace,
             self.connector.metadata.name,
             ",".join(spec.source.kafka.topics),
-            self.connector.consumer_group,
-            len(self.readers),
+            "share group" if queue else "group",
+            self.connector.share_group if queue else self.connector.consumer_group,
+            spec.scaling.consumers_per_replica,
         )
         try:
             await self.stopping.wait()
@@ -186,6 +199,8 @@ class DataPlane:
     def _set_reading(self, reading: bool) -> None:
         for reader in self.readers:
             reader.set_reading(reading)
+        for share_reader in self.share_readers:
+            share_reader.set_reading(reading)
 
     def failed(self, error: BaseException) -> None:
         self.failure = error
@@ -199,17 +214,31 @@ class DataPlane:
     async def _shutdown(self) -> None:
         for index, topic, partition in self.lanes:
             self.readers[index].set_paused(topic, partition, True)
+        for share_reader in self.share_readers:
+            share_reader.stop()  # polls no more; what it acquired is settled below
         lanes = list(self.lanes.values())
-        drained = asyncio.gather(*(lane.drain() for lane in lanes))
+        queue_work = list(self._queue_work)
+        drained = asyncio.gather(
+            *(lane.drain() for lane in lanes),
+            *(asyncio.wait([task]) for task in queue_work),
+        )
         try:
             await asyncio.wait_for(asyncio.shield(drained), self.grace)
         except TimeoutError:
             log.warning("Grace period over; unacknowledged records will be read again")
             self.abort.set()
             await asyncio.gather(*(lane.abort() for lane in lanes))
+            if queue_work:
+                # Aborted, a poll's work ends at once; a moment more lets it dead-letter
+                # what is on its last delivery rather than release it to the broker's archive.
+                _done, late = await asyncio.wait(queue_work, timeout=QUEUE_SETTLE_GRACE)
+                for task in late:
+                    task.cancel()  # its records are released
         for reader in self.readers:
             reader.stop()
-        await asyncio.gather(*(asyncio.to_thread(r.closed.wait, 30) for r in self.readers))
+        closing = [reader.closed for reader in self.readers]
+        closing += [share_reader.closed for share_reader in self.share_readers]
+        await asyncio.gather(*(asyncio.to_thread(closed.wait, 30) for closed in closing))
         log.info("Stopped runtime")
 
     # SourceListener: what the readers report, on the loop thread.
@@ -247,6 +276,34 @@ class DataPlane:
     async def lost(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
         lanes = self._take_lanes(reader, partitions)
         await asyncio.gather(*(lane.abort() for lane in lanes))
+
+    # QueueListener: what the share readers ask, on the loop thread.
+
+    async def acquired(
+        self, reader: ShareReader, groups: dict[tuple[str, int], list[Record]], budget: float
+    ) -> set[RecordKey]:
+        for (topic, _partition), group in groups.items():
+            self.metrics.consumed_from(topic).inc(len(group))
+        if self.stopping.is_set():
+            return set()  # acquired while stopping: released, for the pods that stay
+        assert reader.facts is not None
+        task = asyncio.ensure_future(
+            work_on_acquired(
+                groups, self._services_for(reader), reader.delivery_counts, reader.facts, budget
+            )
+        )
+        self._queue_work.add(task)
+        try:
+            return await task
+        finally:
+            self._queue_work.discard(task)
+
+    def _delivery_count(self, record: Record) -> int | None:
+        key = (record.topic, record.partition, record.offset)
+        for reader in self.share_readers:
+            if key in reader.delivery_counts:
+                return reader.delivery_counts[key]
+        return None
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)

@@ -82,6 +82,17 @@ class KafkaSource(Model):
     initial_offset: Literal["earliest", "latest"] = Field(
         default="latest", description="Where a new consumer group starts reading."
     )
+    consumption: Literal["group", "queue"] = Field(
+        default="group",
+        description="group: a consumer group, at most one consumer per partition; queue: a "
+        "Kafka share group, every replica reads every partition (needs delivery.ordering "
+        "unordered; see the queue mode docs).",
+    )
+    share_group: str | None = Field(
+        default=None,
+        description="Share group (consumption queue); defaults to <namespace>.<name>.queue. "
+        "Immutable.",
+    )
     auth: KafkaAuth | None = None
 
     @field_validator("topics")
@@ -486,7 +497,22 @@ class ConnectorSpec(Model):
     def _cross_field(self) -> ConnectorSpec:
         if self.sink.format == "cloudevents-binary" and self.window.max_messages != 1:
             raise ValueError("sink.format cloudevents-binary needs window.maxMessages: 1")
+        if self.source.kafka.consumption == "queue":
+            if self.delivery.ordering != "unordered":
+                raise ValueError(QUEUE_NEEDS_UNORDERED)
+            if self.delivery.error_tolerance != "all":
+                raise ValueError(QUEUE_NEEDS_TOLERANCE)
         return self
+
+
+QUEUE_NEEDS_UNORDERED: Final = (
+    "source.kafka.consumption queue spreads a partition over every replica: it needs "
+    "delivery.ordering: unordered"
+)
+QUEUE_NEEDS_TOLERANCE: Final = (
+    "source.kafka.consumption queue cannot hold a failing record (the broker archives it "
+    "after its delivery count limit): it needs delivery.errorTolerance: all"
+)
 
 
 class Metadata(BaseModel):
@@ -506,6 +532,13 @@ class Connector(Model):
     def consumer_group(self) -> str:
         kafka = self.spec.source.kafka
         return kafka.consumer_group or f"{self.metadata.namespace}.{self.metadata.name}"
+
+    @property
+    def share_group(self) -> str:
+        """The share group of queue mode. Not the consumer group's name: the broker refuses
+        a share group under the id of an existing consumer group."""
+        kafka = self.spec.source.kafka
+        return kafka.share_group or f"{self.metadata.namespace}.{self.metadata.name}.queue"
 
     @property
     def source_uri(self) -> str:

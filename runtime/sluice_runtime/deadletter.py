@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -24,8 +25,10 @@ log = logging.getLogger("sluice.deadletter")
 
 
 def error_headers(
-    record: Record, failure: RecordFailure, connector: Connector
+    record: Record, failure: RecordFailure, connector: Connector, deliveries: int | None = None
 ) -> list[tuple[str, str | bytes | None]]:
+    """``deliveries``: how many times a share group delivered the record (queue mode)."""
+
     def h(name: str, value: object) -> tuple[str, str | bytes | None]:
         return (f"{ERROR_HEADER_PREFIX}{name}", str(value).encode())
 
@@ -40,6 +43,7 @@ def error_headers(
         h("offset", record.offset),
         h("connector", f"{connector.metadata.namespace}/{connector.metadata.name}"),
         h("time", datetime.now(UTC).isoformat(timespec="milliseconds")),
+        *([h("deliveries", deliveries)] if deliveries is not None else []),
     ]
 
 
@@ -67,6 +71,8 @@ class DeadLetterWriter:
             },
             logger=log,  # librdkafka's lines as JSON logs, not raw stderr
         )
+        # Queue mode tells how often the broker delivered a record (share_source.py).
+        self.delivery_count: Callable[[Record], int | None] = lambda _record: None
         self._running = True
         self._poller = threading.Thread(target=self._poll, daemon=True, name="dlq-poll")
         self._poller.start()
@@ -105,7 +111,7 @@ class DeadLetterWriter:
                 self.topic,
                 value=record.value,
                 key=record.key,
-                headers=list(error_headers(record, failure, self.connector)),
+                headers=error_headers(record, failure, self.connector, self.delivery_count(record)),
                 timestamp=int(time.time() * 1000),
                 on_delivery=on_delivery,
             )

@@ -177,16 +177,21 @@ class PartitionLedger:
         now = time.time()
         for record in records[:: max(1, count // 4)]:
             self.metrics.end_to_end.observe(max(0.0, now - record.timestamp / 1000))
-        moved = self.offsets.ack([record.offset for record in records])
-        if moved is not None:
-            self.control.store(self.topic, self.partition, moved)
-            self._committed.set(moved)
+        self._acknowledge(records)
         if (
             self.paused
             and self.held_records <= self.max_records // 2
             and self.held_bytes <= self.max_bytes // 2
         ):
             self._pause(False)
+
+    def _acknowledge(self, records: list[Record]) -> None:
+        """Records have an Outcome: the committable offset may move. (In queue mode each
+        record is acknowledged alone instead: ``share_source.AcknowledgingLedger``.)"""
+        moved = self.offsets.ack([record.offset for record in records])
+        if moved is not None:
+            self.control.store(self.topic, self.partition, moved)
+            self._committed.set(moved)
 
     def discard(self) -> None:
         """The lane was aborted: what it held will be read again by the partition's next

@@ -48,6 +48,9 @@ def create(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
+QUEUE_SOURCE = {"bootstrapServers": ["k:9092"], "topics": ["t"], "consumption": "queue"}
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -84,6 +87,19 @@ def create(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
         (
             {"source": {"kafka": {"bootstrapServers": ["k:9092"], "topics": ["a", "a"]}}},
             'spec.source.kafka.topics[1]: Duplicate value: "a"',
+        ),
+        (
+            {"source": {"kafka": QUEUE_SOURCE}},
+            "spec.delivery.ordering: Invalid value: source.kafka.consumption queue spreads a"
+            " partition over every replica: it needs delivery.ordering: unordered",
+        ),
+        (
+            {
+                "source": {"kafka": QUEUE_SOURCE},
+                "delivery": {"ordering": "unordered", "errorTolerance": "none"},
+            },
+            "spec.delivery.errorTolerance: Invalid value: source.kafka.consumption queue cannot"
+            " hold a failing record",
         ),
     ],
 )
@@ -135,6 +151,38 @@ def test_consumer_group_is_immutable(kube: Kube, ns: str) -> None:
         body={"spec": {"window": {"maxMessages": 5}}},
         content_type="application/merge-patch+json",
     )
+
+
+def test_consumption_and_share_group_are_immutable(kube: Kube, ns: str) -> None:
+    queue = {**QUEUE_SOURCE, "shareGroup": "ads.queue"}
+    create(kube, manifest("queue", ns, source={"kafka": queue}, delivery={"ordering": "unordered"}))
+    for change, message in (
+        ({"consumption": "group"}, "consumption is immutable"),
+        ({"shareGroup": "ads.other"}, "shareGroup is immutable"),
+    ):
+        with pytest.raises(KubeError) as rejected:
+            kube.request(
+                "PATCH",
+                connector_path(ns, "queue"),
+                body={"spec": {"source": {"kafka": change}}},
+                content_type="application/merge-patch+json",
+            )
+        assert rejected.value.status == 422
+        assert message in rejected.value.message
+    create(kube, manifest("grouped", ns))
+    with pytest.raises(KubeError) as rejected:  # nor does a group Connector become a queue
+        kube.request(
+            "PATCH",
+            connector_path(ns, "grouped"),
+            body={
+                "spec": {
+                    "source": {"kafka": {"consumption": "queue"}},
+                    "delivery": {"ordering": "unordered"},
+                }
+            },
+            content_type="application/merge-patch+json",
+        )
+    assert "consumption is immutable" in rejected.value.message
 
 
 def test_defaults_are_filled_in_as_written_in_manifests(kube: Kube, ns: str) -> None:

@@ -41,6 +41,33 @@ def test_partition_rule(scaling: dict[str, Any], partitions: int, replicas: int)
     assert decision.replicas == replicas
 
 
+QUEUE = {"kafka": {"bootstrapServers": ["k:9092"], "topics": ["t"], "consumption": "queue"}}
+
+
+@pytest.mark.parametrize(
+    ("scaling", "partitions", "replicas"),
+    [
+        ({}, 1, 1),  # nothing asked: as many as in group mode
+        ({"minReplicas": 8}, 1, 8),
+        ({"maxReplicas": 8}, 1, 8),  # partitions mode runs the most it may
+        ({"maxReplicas": 12, "consumersPerReplica": 2}, 6, 12),
+        ({"mode": "lag", "maxReplicas": 8}, 1, 1),  # backlog unknown: the minimum
+    ],
+)
+def test_queue_mode_is_not_capped_by_partitions(
+    scaling: dict[str, Any], partitions: int, replicas: int
+) -> None:
+    queue = spec(source=QUEUE, delivery={"ordering": "unordered"}, scaling=scaling)
+    assert decide_replicas(queue, partitions, None, None, None, NOW).replicas == replicas
+
+
+def test_queue_mode_scales_on_the_backlog_beyond_the_partitions() -> None:
+    scaling = {"mode": "lag", "maxReplicas": 8, "lagThreshold": 100}
+    queue = spec(source=QUEUE, delivery={"ordering": "unordered"}, scaling=scaling)
+    assert decide_replicas(queue, 1, 650, 1, None, NOW).replicas == 7
+    assert decide_replicas(queue, 1, 5000, 1, None, NOW).replicas == 8
+
+
 def test_paused_and_scale_subresource_override_the_rule() -> None:
     assert decide_replicas(spec(paused=True), 6, 0, 6, None, NOW).replicas == 0
     assert decide_replicas(spec(replicas=2), 6, 0, 6, None, NOW).replicas == 2

@@ -88,6 +88,10 @@ def test_tenancy_settings_from_the_environment() -> None:
         }
     )
     assert config.sink_ref_namespaces == {"shared", "functions"}
+    assert not config.queue_mode  # off unless enabled
+    assert OperatorConfig.from_env({"SLUICE_QUEUE_MODE": "true"}).queue_mode
+    with pytest.raises(ValueError, match="SLUICE_QUEUE_MODE='yes': must be true or false"):
+        OperatorConfig.from_env({"SLUICE_QUEUE_MODE": "yes"})
     assert config.allows_image(config.runtime_image)
     assert config.allows_image("registry.example/sluice@sha256:0123")
     assert config.allows_image("mine:2")

@@ -312,6 +312,20 @@ def test_runtime_images_come_from_the_allow_list(
     assert image() == allowed
 
 
+def test_queue_mode_waits_for_the_feature_gate(
+    operator: OperatorThread, kube: Kube, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["tenant"]
+    body = connector_body("queue", ns, "127.0.0.1:1", ["t"], SINK)
+    body["spec"]["source"]["kafka"]["consumption"] = "queue"
+    body["spec"]["delivery"] = {"ordering": "unordered"}
+    create_connector(kube, body)
+    ready = condition(kube, ns, "queue", "Ready", "False", "NotPermitted")
+    assert ready["message"].startswith("spec.source.kafka.consumption: queue mode")
+    assert "SLUICE_QUEUE_MODE=true" in ready["message"]
+    assert deployment(kube, ns, "queue") is None
+
+
 def test_sink_refs_stay_in_their_namespace_and_say_nothing_of_others(
     operator: OperatorThread, kube: Kube, namespaces: dict[str, str]
 ) -> None:

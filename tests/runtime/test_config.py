@@ -43,6 +43,12 @@ def test_defaults_and_derived_names() -> None:
     assert connector.spec.window.max_messages == 100
     assert connector.spec.delivery.retry.max_attempts == 176
     assert connector.spec.source.kafka.initial_offset == "latest"
+    assert connector.spec.source.kafka.consumption == "group"
+    # Not the consumer group's id: the broker refuses a share group under it.
+    assert connector.share_group == "ns.c.queue"
+
+
+QUEUE = {"kafka": {"bootstrapServers": ["k:9092"], "topics": ["t"], "consumption": "queue"}}
 
 
 @pytest.mark.parametrize(
@@ -81,6 +87,11 @@ def test_defaults_and_derived_names() -> None:
         (
             {"sink": {"uri": "http://f/", "headers": {"Content-Length": "1"}}},
             "sink.headers: 'Content-Length' is set by the runtime",
+        ),
+        ({"source": QUEUE}, "consumption queue spreads a partition over every replica"),
+        (
+            {"source": QUEUE, "delivery": {"ordering": "unordered", "errorTolerance": "none"}},
+            "consumption queue cannot hold a failing record",
         ),
     ],
 )
