@@ -281,7 +281,7 @@ class Lane:
                 processed = (await chunked([record]))[0]
             return None if isinstance(processed, RecordFailure) else processed
 
-        return await failures.hold(record.event_id, failure, again)
+        return await failures.hold(record.event_id, failure, again, record)
 
     async def fail(self, record: Record, failure: RecordFailure) -> None:
         """A record failed for good: the failure policy settles it (dead-letter or drop)."""
