@@ -153,6 +153,11 @@ def decide_replicas(
             )
     decision = _decide_by_lag(scaling, partitions, lag, current, scale_down_since, now)
     known = drain.per_replica if drain is not None else None
+    if drain is not None and drain.hold_back and current and decision.replicas > current:
+        # The same rule as with a measured throughput: not against a sink asking for less.
+        return ScalingDecision(
+            current, f"{decision.why}; not growing: {drain.hold_back}", None, known
+        )
     return replace(decision, throughput_per_replica=known)
 
 

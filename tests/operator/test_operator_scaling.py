@@ -174,3 +174,9 @@ def test_drain_time_shrinks_after_the_cooldown_by_halves() -> None:
 def test_drain_time_falls_back_to_lag_threshold_until_measured() -> None:
     s = spec(scaling={**DRAIN, "lagThreshold": 100})
     assert decide_replicas(s, 8, 250, 1, None, NOW, drain=drained(250, 0, 1)).replicas == 3
+
+
+def test_the_lag_threshold_fallback_does_not_grow_against_a_throttling_sink() -> None:
+    s = spec(scaling={**DRAIN, "lagThreshold": 100})
+    held = drained(250, 0, 1, hold_back="the sink throttled 9 of 9 requests")
+    assert decide_replicas(s, 8, 250, 1, None, NOW, drain=held).replicas == 1
