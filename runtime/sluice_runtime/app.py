@@ -4,9 +4,9 @@
           ▲                                  │ outcomes
           └──────── store / set_paused ◀──── PartitionLedger
 
-Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes deliver what they hold within the
-grace period, abort what is still retrying (unacknowledged, so read again later), commit
-synchronously and leave the group.
+Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes finish the batches in flight
+within the grace period and give back what was not sent (unacknowledged, so read again by
+the next owner), abort what is still retrying, commit synchronously and leave the group.
 """
 
 from __future__ import annotations
@@ -234,14 +234,14 @@ class DataPlane:
 
     def stop(self) -> None:
         if not self.stopping.is_set():
-            log.info("Stopping: delivering buffered records (grace %.0fs)", self.grace)
+            log.info("Stopping: finishing the batches in flight (grace %.0fs)", self.grace)
             self.stopping.set()
 
     async def _shutdown(self) -> None:
         for index, topic, partition in self.lanes:
             self.readers[index].set_paused(topic, partition, True)
         lanes = list(self.lanes.values())
-        drained = asyncio.gather(*(lane.drain() for lane in lanes))
+        drained = asyncio.gather(*(lane.hand_back() for lane in lanes))
         try:
             await asyncio.wait_for(asyncio.shield(drained), self.grace)
         except TimeoutError:
@@ -282,7 +282,9 @@ class DataPlane:
         self.health_tracker.rebalanced()
         lanes = self._take_lanes(reader, partitions)
         try:
-            await asyncio.wait_for(asyncio.gather(*(lane.drain() for lane in lanes)), self.grace)
+            await asyncio.wait_for(
+                asyncio.gather(*(lane.hand_back() for lane in lanes)), self.grace
+            )
         except TimeoutError:
             log.warning("Revoked lanes did not drain in %.0fs; aborting them", self.grace)
             await asyncio.gather(*(lane.abort() for lane in lanes))
