@@ -278,6 +278,9 @@ def _act(observation: Observation, body: Manifest, settings: OperatorConfig) -> 
         throughput_per_replica=(
             significant(decision.throughput_per_replica)
             if decision.throughput_per_replica is not None
+            # Kept while no pod answers (a restart, a moment of DNS): it was measured.
+            else previous.throughput_per_replica
+            if spec.scaling.mode == "lag"
             else None
         ),
         last_scale_time=last_scale_time,
