@@ -17,6 +17,7 @@ import yaml
 from sluice_operator.context import OperatorContext
 from sluice_operator.crd import CRD_FILE, CRD_NAME
 from sluice_operator.kube import Kube, KubeError, resource_path
+from sluice_operator.pod_health import Resolver, dns_resolver
 from sluice_operator.reconcile import connector_path
 from sluice_operator.runner import run_operator
 from sluice_operator.settings import OperatorConfig
@@ -69,11 +70,12 @@ class OperatorThread:
         kubeconfig: str,
         namespaces: list[str],
         config: OperatorConfig = FAST,
+        resolver: Resolver = dns_resolver,
         **overrides: Any,
     ) -> None:
         self.config = replace(config, **overrides)
         self.namespaces = namespaces
-        self.context = OperatorContext.create(self.config, kubeconfig)
+        self.context = OperatorContext.create(self.config, kubeconfig, resolver)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self.error: BaseException | None = None

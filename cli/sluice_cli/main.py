@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=METRICS_PORT,
-        help=f"port for /metrics, /healthz and /readyz (default {METRICS_PORT})",
+        help=f"port for /metrics, /healthz, /readyz and /status (default {METRICS_PORT})",
     )
     run.add_argument(
         "--grace",

@@ -156,8 +156,8 @@ def build_configmap(
 
 
 def runtime_grace(connector: Connector) -> int:
-    """Seconds a stopping runtime gets to deliver what it holds: a window that just opened
-    plus one delivery, and a little for committing."""
+    """Seconds a stopping runtime gets to finish the batches in flight: a window that just
+    closed plus one delivery, and a little for committing."""
     spec = connector.spec
     return math.ceil(spec.window.max_interval + spec.sink.timeout) + 5
 

@@ -60,8 +60,16 @@ class Reason(StrEnum):
     ROLLING_OUT = "RollingOut"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-    # Degraded
+    # Degraded (and Ready when records wait and do not move): what the pods report
     AS_EXPECTED = "AsExpected"
+    DELIVERY_BLOCKED = "DeliveryBlocked"
+    """A partition waits at a record that keeps failing (errorTolerance none)."""
+    SINK_FAILING = "SinkFailing"
+    """Most requests to the function fail (5xx, timeouts, refused connections)."""
+    DEAD_LETTER_UNAVAILABLE = "DeadLetterUnavailable"
+    """Failed records cannot be written to the dead-letter topic; their partitions wait."""
+    REBALANCING = "Rebalancing"
+    """The consumer group keeps rebalancing."""
     # Any condition that cannot be evaluated yet.
     UNKNOWN = "Unknown"
 
@@ -81,6 +89,10 @@ ATTENTION_REASONS = frozenset(
         Reason.SINK_NOT_ADDRESSABLE,
         Reason.SINK_KIND_UNSUPPORTED,
         Reason.PROGRESS_DEADLINE_EXCEEDED,
+        Reason.DELIVERY_BLOCKED,
+        Reason.SINK_FAILING,
+        Reason.DEAD_LETTER_UNAVAILABLE,
+        Reason.REBALANCING,
     }
 )
 

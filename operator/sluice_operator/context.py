@@ -10,6 +10,7 @@ from sluice_operator.kafka_facts import KafkaFactsReader
 from sluice_operator.kube import Kube, load_configuration
 from sluice_operator.metrics import OperatorMetrics
 from sluice_operator.periodic import PeriodicRechecks
+from sluice_operator.pod_health import PodHealthReader, Resolver, dns_resolver
 from sluice_operator.reconcile import Outcome, reconcile_connector
 from sluice_operator.settings import OperatorConfig
 from sluice_operator.workqueue import Backoff, WorkQueue
@@ -25,7 +26,14 @@ class OperatorContext:
     periodic: PeriodicRechecks
 
     @classmethod
-    def create(cls, config: OperatorConfig, kubeconfig: str | None = None) -> OperatorContext:
+    def create(
+        cls,
+        config: OperatorConfig,
+        kubeconfig: str | None = None,
+        resolver: Resolver = dns_resolver,
+    ) -> OperatorContext:
+        """``resolver`` finds the runtime pods behind a Service name (cluster DNS; tests
+        that run the pods as local processes pass their own)."""
         metrics = OperatorMetrics()
         kube = Kube(
             load_configuration(kubeconfig),
@@ -33,9 +41,10 @@ class OperatorContext:
             on_write=metrics.count_write,
         )
         kafka = KafkaFactsReader(config.kafka_timeout)
+        pods = PodHealthReader(config.cluster_domain, resolver)
 
         def reconcile(namespace: str, name: str) -> Outcome:
-            return reconcile_connector(kube, kafka, config, namespace, name)
+            return reconcile_connector(kube, kafka, config, namespace, name, pods=pods)
 
         queue = WorkQueue(
             reconcile,

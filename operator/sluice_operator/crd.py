@@ -339,6 +339,18 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
     {"name": "Ready", "type": "string", "jsonPath": _ready("status")},
     {"name": "Lag", "type": "integer", "jsonPath": ".status.lag"},
+    {
+        "name": "Rate",
+        "type": "number",
+        "description": "Events delivered per second (last minute).",
+        "jsonPath": ".status.deliveredPerSecond",
+    },
+    {
+        "name": "Oldest",
+        "type": "integer",
+        "description": "Seconds since the oldest record held and not yet delivered was written.",
+        "jsonPath": ".status.oldestUndeliveredSeconds",
+    },
     {"name": "Reason", "type": "string", "jsonPath": _ready("reason")},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {

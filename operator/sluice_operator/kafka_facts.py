@@ -161,6 +161,8 @@ class KafkaFacts:
     """The dead-letter topic, when this call created it."""
     dead_letter_error: str | None = None
     """Why the dead-letter topic could not be checked or created."""
+    lag_by_topic: dict[str, int] | None = None
+    """The lag per topic (None when unreadable)."""
 
     @property
     def total_partitions(self) -> int:
@@ -245,10 +247,11 @@ class KafkaFactsReader:
             if error.reason != Reason.TOPIC_NOT_FOUND:
                 self._forget(key)
             raise
-        lag = self._lag(client, connector, partitions)
+        lag_by_topic = self._lag(client, connector, partitions)
         created, dlq_error = self._ensure_dead_letter(connector, identities.dead_letter)
         client.poll(0)  # serves queued log events to our logger
-        return KafkaFacts(partitions, lag, created, dlq_error)
+        lag = sum(lag_by_topic.values()) if lag_by_topic is not None else None
+        return KafkaFacts(partitions, lag, created, dlq_error, lag_by_topic)
 
     def _partitions(self, client: AdminClient, topics: list[str]) -> dict[str, int]:
         futures = client.describe_topics(
@@ -262,7 +265,10 @@ class KafkaFactsReader:
 
     def _lag(
         self, client: AdminClient, connector: Connector, partitions: dict[str, int]
-    ) -> int | None:
+    ) -> dict[str, int] | None:
+        """Records the group has yet to commit, per topic. Records that retention deleted
+        before the group got to them are not lag: the group can never read them, so a
+        committed offset below a partition's low watermark counts from the watermark."""
         if connector.spec.source.kafka.consumption == "queue":
             # A share group's backlog needs DescribeShareGroupOffsets, which the Python
             # client's admin API does not offer yet: unknown, so lag scaling keeps its count.
@@ -277,26 +283,23 @@ class KafkaFactsReader:
             )
             committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
             latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-            uncommitted = [tp for tp in tps if committed.get((tp.topic, tp.partition), -1) < 0]
-            # A new group reads from the start only with initialOffset earliest; with latest
-            # it has nothing to catch up on.
-            earliest = (
-                self._offsets(client, uncommitted, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-                if uncommitted and connector.spec.source.kafka.initial_offset == "earliest"
-                else {}
-            )
+            earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
         except KafkaFactsError as error:
             log.warning("Failed to read the lag of group %s: %s", group, error.message)
             return None
-        total = 0
+        # A new group reads from the start only with initialOffset earliest; with latest
+        # it has nothing to catch up on.
+        from_start = connector.spec.source.kafka.initial_offset == "earliest"
+        by_topic = dict.fromkeys(partitions, 0)
         for tp in tps:
             where = (tp.topic, tp.partition)
             end = latest[where]
+            low = earliest.get(where, 0)
             start = committed.get(where, -1)
             if start < 0:
-                start = earliest.get(where, end)
-            total += max(end - start, 0)
-        return total
+                start = low if from_start else end
+            by_topic[tp.topic] += max(end - max(start, low), 0)
+        return by_topic
 
     def _offsets(
         self, client: AdminClient, tps: list[TopicPartition], spec: OffsetSpec

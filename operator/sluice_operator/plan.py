@@ -32,9 +32,10 @@ from sluice_operator.builders import (
 )
 from sluice_operator.conditions import ConditionType, Reason, find, format_time
 from sluice_operator.kafka_facts import KafkaFacts, KafkaFactsError
-from sluice_operator.scaling import decide_replicas
+from sluice_operator.pod_health import FleetHealth, assess, significant
+from sluice_operator.scaling import DrainSignals, decide_replicas
 from sluice_operator.settings import OperatorConfig
-from sluice_operator.status import Check, ConnectorStatus, Observed, build_status
+from sluice_operator.status import Check, ConnectorStatus, Observed, Verdict, build_status
 from sluice_operator.validation import InvalidSpec, ValidSpec
 
 Manifest = dict[str, Any]
@@ -87,6 +88,8 @@ class Observation:
     """Kafka's facts about the topics, or why it could not tell; None when not asked."""
     sink: SinkAddress | None = None
     """None when not resolved."""
+    health: FleetHealth | None = None
+    """What the runtime pods reported; None when none could be read."""
     applied: Applied | None = None
     """What the API server answered to this reconcile's objects; None before the apply."""
 
@@ -195,6 +198,12 @@ def _carry_over(
         sink_uri=previous.sink_uri,
         config_hash=previous.config_hash,
         scale_down_since=previous.scale_down_since,
+        lag_by_topic=previous.lag_by_topic,
+        delivered_per_second=previous.delivered_per_second,
+        dead_lettered=previous.dead_lettered,
+        oldest_undelivered_seconds=previous.oldest_undelivered_seconds,
+        throughput_per_replica=previous.throughput_per_replica,
+        last_scale_time=previous.last_scale_time,
     )
 
 
@@ -211,14 +220,19 @@ def _act(observation: Observation, body: Manifest, settings: OperatorConfig) -> 
     facts = kafka if isinstance(kafka, KafkaFacts) else None
     before = observation.owned.get("Deployment")
     current = int(before["spec"].get("replicas", 1)) if before is not None else None
+    health = observation.health
+    lag = facts.lag if facts is not None else None
     decision = decide_replicas(
         spec,
         facts.total_partitions if facts is not None else None,
-        facts.lag if facts is not None else None,
+        lag,
         current,
         _parse_time(previous.scale_down_since),
         observation.now,
+        drain=drain_signals(health, lag, previous.throughput_per_replica),
+        last_scale=_parse_time(previous.last_scale_time),
     )
+    last_scale_time = previous.last_scale_time
 
     objects: tuple[Manifest, ...] = ()
     actions: list[Event] = []
@@ -236,6 +250,7 @@ def _act(observation: Observation, body: Manifest, settings: OperatorConfig) -> 
         if current is not None and current != decision.replicas:
             message = f"Scaled from {current} to {decision.replicas} replicas: {decision.why}."
             actions.append(Event("Normal", "Rescaled", message))
+            last_scale_time = format_time(observation.now)
     elif before is None:
         replicas = None  # nothing deployed yet: there is no address to deliver to
     if facts is not None and facts.dead_letter_created is not None:
@@ -250,7 +265,25 @@ def _act(observation: Observation, body: Manifest, settings: OperatorConfig) -> 
         paused=spec.paused,
         replicas=replicas,
         partitions=facts.total_partitions if facts is not None else previous.partitions,
-        lag=facts.lag if facts is not None else None,
+        lag=lag,
+        lag_by_topic=facts.lag_by_topic if facts is not None else None,
+        delivery=assess(health, lag) if not spec.paused else Verdict(),
+        delivered_per_second=significant(health.delivered_per_second) if health else None,
+        dead_lettered=health.dead_lettered if health else None,
+        oldest_undelivered_seconds=(
+            int(significant(health.oldest_undelivered_seconds))
+            if health and health.oldest_undelivered_seconds is not None
+            else None
+        ),
+        throughput_per_replica=(
+            significant(decision.throughput_per_replica)
+            if decision.throughput_per_replica is not None
+            # Kept while no pod answers (a restart, a moment of DNS): it was measured.
+            else previous.throughput_per_replica
+            if spec.scaling.mode == "lag"
+            else None
+        ),
+        last_scale_time=last_scale_time,
         selector=selector_string(connector.metadata.name),
         sink_uri=sink.uri or previous.sink_uri,
         config_hash=config_hash,
@@ -275,6 +308,28 @@ def _report(observation: Observation, body: Manifest, observed: Observed) -> Pla
     return Plan(
         status=status if changed else None,
         transition_events=transition_events(previous, status),
+    )
+
+
+def drain_signals(
+    health: FleetHealth | None, lag: int | None, per_replica: float | None
+) -> DrainSignals | None:
+    """What the drain-time rule needs, from the pods' reports and the group's lag."""
+    if health is None or not health.pods or lag is None:
+        return None
+    hold_back = None
+    if health.blocked:
+        hold_back = "a partition is blocked"
+    elif health.throttled:
+        hold_back = f"the sink throttled {health.sink.throttled} of {health.sink.requests} requests"
+    elif health.sink_failing:
+        hold_back = f"the sink failed {health.sink.failed} of {health.sink.requests} requests"
+    return DrainSignals(
+        backlog=lag,
+        delivered_per_second=health.delivered_per_second,
+        reporting_replicas=len(health.pods),
+        per_replica=per_replica,
+        hold_back=hold_back,
     )
 
 
@@ -332,6 +387,13 @@ _WARN_ON = {
     ConditionType.SINK_RESOLVED: False,
 }
 _BLOCKED = (Reason.INVALID_SPEC, Reason.OBJECT_CONFLICT, Reason.NOT_PERMITTED)
+# What the pods report; once each time Degraded takes one of these reasons.
+_DATA_PLANE = (
+    Reason.DELIVERY_BLOCKED,
+    Reason.SINK_FAILING,
+    Reason.DEAD_LETTER_UNAVAILABLE,
+    Reason.REBALANCING,
+)
 
 
 def transition_events(previous: ConnectorStatus, status: ConnectorStatus) -> tuple[Event, ...]:
@@ -349,6 +411,18 @@ def transition_events(previous: ConnectorStatus, status: ConnectorStatus) -> tup
             or (on_message and old.message != new.message)
         ):
             events.append(Event("Warning", new.reason, new.message))
+    new_degraded = find(status.conditions, ConditionType.DEGRADED)
+    old_degraded = find(previous.conditions, ConditionType.DEGRADED)
+    if (
+        new_degraded is not None
+        and new_degraded.status == "True"
+        and new_degraded.reason in _DATA_PLANE
+        and (
+            old_degraded is None
+            or (old_degraded.status, old_degraded.reason) != ("True", new_degraded.reason)
+        )
+    ):
+        events.append(Event("Warning", new_degraded.reason, new_degraded.message))
     new_ready = find(status.conditions, ConditionType.READY)
     old_ready = find(previous.conditions, ConditionType.READY)
     if new_ready is None:

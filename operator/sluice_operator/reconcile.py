@@ -1,7 +1,8 @@
 """One idempotent reconcile of a Connector: observe → plan → apply.
 
 - ``observe`` reads: the Connector, the objects of its name, the UDF's ConfigMap (through
-  the spec check), the sink's address and Kafka's facts;
+  the spec check), the sink's address, Kafka's facts and what the runtime pods report
+  (``pod_health``);
 - ``plan`` (``plan.py``, pure) decides what to apply, the status and Events;
 - ``apply`` server-side applies the plan's objects, plans again from the API server's
   answer, then writes the status and posts the Events (``report.py``).
@@ -32,6 +33,7 @@ from sluice_operator.plan import (
     foreign_kind,
     plan,
 )
+from sluice_operator.pod_health import PodHealthReader
 from sluice_operator.report import report
 from sluice_operator.settings import OperatorConfig
 from sluice_operator.sink_address import resolve_sink
@@ -70,8 +72,9 @@ def reconcile_connector(
     namespace: str,
     name: str,
     now: datetime | None = None,
+    pods: PodHealthReader | None = None,
 ) -> Outcome:
-    observation = observe(kube, kafka, settings, namespace, name, now or datetime.now(UTC))
+    observation = observe(kube, kafka, settings, namespace, name, now or datetime.now(UTC), pods)
     return apply(kube, settings, observation, plan(observation, settings))
 
 
@@ -82,6 +85,7 @@ def observe(
     namespace: str,
     name: str,
     now: datetime,
+    pods: PodHealthReader | None = None,
 ) -> Observation:
     """Reads what the plan needs, and no more: with another controller's objects in the
     way the operator will not act, so it checks nothing further (asking Kafka may create
@@ -114,7 +118,16 @@ def observe(
         facts = kafka.read(valid.connector, identities)
     except KafkaFactsError as error:
         facts = error
-    return replace(seen, spec=valid, sink=SinkAddress(sink_uri, sink_check), kafka=facts)
+    # Only pods of a Deployment that exists can answer; a Connector scaled to zero has none.
+    deployment = owned.get("Deployment")
+    health = (
+        pods.read(namespace, name)
+        if pods is not None and deployment is not None and deployment["spec"].get("replicas")
+        else None
+    )
+    return replace(
+        seen, spec=valid, sink=SinkAddress(sink_uri, sink_check), kafka=facts, health=health
+    )
 
 
 def apply(kube: Kube, settings: OperatorConfig, observation: Observation, planned: Plan) -> Outcome:

@@ -41,7 +41,31 @@ class ConnectorStatus(BaseModel):
     selector: str | None = Field(default=None, description="Label selector of the runtime pods.")
     sink_uri: str | None = Field(default=None, description="Where events are delivered.")
     lag: int | None = Field(
-        default=None, description="Records not yet committed by the consumer group."
+        default=None,
+        description="Records not yet committed by the consumer group (records deleted by"
+        " retention are not counted).",
+    )
+    lag_by_topic: dict[str, int] | None = Field(default=None, description="The lag per topic.")
+    delivered_per_second: float | None = Field(
+        default=None,
+        description="Events the function accepted per second over the pods' last minute"
+        " (two significant digits).",
+    )
+    dead_lettered: int | None = Field(
+        default=None, description="Records dead-lettered in the pods' last minute."
+    )
+    oldest_undelivered_seconds: int | None = Field(
+        default=None,
+        description="Age (from its Kafka timestamp) of the oldest record the pods hold and"
+        " have not yet delivered, dead-lettered or filtered (two significant digits).",
+    )
+    throughput_per_replica: float | None = Field(
+        default=None,
+        description="Drain-time scaling: events per second one replica delivered while it"
+        " had a backlog (the last such measurement).",
+    )
+    last_scale_time: str | None = Field(
+        default=None, description="When the operator last changed the replicas."
     )
     config_hash: str | None = Field(
         default=None, description="Hash of the rendered runtime configuration."
@@ -81,6 +105,16 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What the data plane's health means for the conditions."""
+
+    problem: Check | None = None
+    """Degraded's reason and message; None when nothing needs a person."""
+    stops_delivery: bool = False
+    """Records wait and do not move: Ready is False for the problem too."""
+
+
+@dataclass(frozen=True)
 class Observed:
     """What one reconcile found out; everything build_status needs."""
 
@@ -89,11 +123,19 @@ class Observed:
     """Why the operator did not act (InvalidSpec, ObjectConflict): Ready is False for it."""
     source: Check | None = None  # None: not checked this time (keep the previous condition)
     sink: Check | None = None
+    delivery: Verdict = Verdict()
+    """What the pods report about delivery (pod_health.assess)."""
     deployment: dict[str, Any] | None = None  # the live Deployment after any apply
     paused: bool = False
     replicas: int | None = None
     partitions: int | None = None
     lag: int | None = None
+    lag_by_topic: dict[str, int] | None = None
+    delivered_per_second: float | None = None
+    dead_lettered: int | None = None
+    oldest_undelivered_seconds: int | None = None
+    throughput_per_replica: float | None = None
+    last_scale_time: str | None = None
     selector: str | None = None
     sink_uri: str | None = None
     config_hash: str | None = None
@@ -184,6 +226,9 @@ def build_status(previous: ConnectorStatus, observed: Observed, now: datetime) -
         ready = Check("False", deployment.reason, deployment.message)
     elif deployment.reason == Reason.SCALED_TO_ZERO:
         ready = Check("True", Reason.SCALED_TO_ZERO, "No lag: scaled to zero until records arrive.")
+    elif observed.delivery.problem is not None and observed.delivery.stops_delivery:
+        problem = observed.delivery.problem
+        ready = Check("False", problem.reason, problem.message)
     else:
         ready = Check("True", Reason.AVAILABLE, f"Delivering to {observed.sink_uri}.")
 
@@ -195,6 +240,8 @@ def build_status(previous: ConnectorStatus, observed: Observed, now: datetime) -
         ),
         None,
     )
+    if attention is None and deployment.ok and observed.delivery.problem is not None:
+        attention = observed.delivery.problem  # the pods' report, while they run
     degraded = (
         Check("True", attention.reason, attention.message)
         if attention is not None
@@ -217,6 +264,12 @@ def build_status(previous: ConnectorStatus, observed: Observed, now: datetime) -
         selector=observed.selector,
         sink_uri=observed.sink_uri,
         lag=observed.lag,
+        lag_by_topic=observed.lag_by_topic,
+        delivered_per_second=observed.delivered_per_second,
+        dead_lettered=observed.dead_lettered,
+        oldest_undelivered_seconds=observed.oldest_undelivered_seconds,
+        throughput_per_replica=observed.throughput_per_replica,
+        last_scale_time=observed.last_scale_time,
         config_hash=observed.config_hash,
         scale_down_since=observed.scale_down_since,
     )

@@ -4,9 +4,9 @@
           ▲                                  │ outcomes
           └──────── store / set_paused ◀──── PartitionLedger
 
-Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes deliver what they hold within the
-grace period, abort what is still retrying (unacknowledged, so read again later), commit
-synchronously and leave the group.
+Shutdown (SIGTERM, SIGINT): stop fetching, let the lanes finish the batches in flight
+within the grace period and give back what was not sent (unacknowledged, so read again by
+the next owner), abort what is still retrying, commit synchronously and leave the group.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sluice_runtime.contract import METRICS_PORT
 from sluice_runtime.deadletter import DeadLetterWriter
 from sluice_runtime.delivery import Deliverer
 from sluice_runtime.failures import FailurePolicy
+from sluice_runtime.health import HealthTracker, RuntimeHealth
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
 from sluice_runtime.processors import Processor, build_processor
@@ -40,6 +41,7 @@ log = logging.getLogger("sluice.runtime")
 
 DEFAULT_GRACE = 25.0
 LOOP_STALL = 15.0  # seconds without a turn of the event loop before /healthz fails
+HEALTH_EVERY = 2.0  # seconds between two snapshots of the delivery health (/status)
 MAX_CONCURRENCY = 64
 QUEUE_SETTLE_GRACE = 5.0  # seconds after the grace period for queue mode's last deliveries
 
@@ -88,6 +90,7 @@ class DataPlane:
         self.stopping = asyncio.Event()
         self.health: ProbeServer | None = None
         self.failure: BaseException | None = None
+        self.health_tracker = HealthTracker()
         buffer = connector.spec.runtime.buffer
         self.buffer = ProcessBuffer(
             buffer.max_records, buffer.max_bytes, self.metrics, self._set_reading
@@ -99,9 +102,41 @@ class DataPlane:
         return time.monotonic() - self._beat < self.loop_stall
 
     async def _heartbeat(self) -> None:
+        last_health = 0.0
+        said = "delivering normally"
         while True:
             self._beat = time.monotonic()
+            if self._beat - last_health >= HEALTH_EVERY:
+                last_health = self._beat
+                summary = self.take_health().summary()
+                if summary != said:  # logged on change, not every snapshot
+                    log.log(
+                        logging.INFO if summary == "delivering normally" else logging.WARNING,
+                        "Health: %s",
+                        summary,
+                    )
+                    said = summary
             await asyncio.sleep(1)
+
+    def take_health(self) -> RuntimeHealth:
+        """A snapshot of the delivery health (on the loop: it reads the lanes)."""
+        oldest = [
+            stamp
+            for lane in self.lanes.values()
+            if (stamp := lane.ledger.oldest_held_timestamp()) is not None
+        ]
+        dead_lettered = sum(
+            sample.value
+            for metric in self.metrics.dead_lettered.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        return self.health_tracker.snapshot(
+            len(self.lanes),
+            min(oldest) if oldest else None,
+            self.metrics.registry.get_sample_value("sluice_delivered_total") or 0.0,
+            dead_lettered,
+        )
 
     def ready(self) -> bool:
         return bool(self.readers or self.share_readers) and not self.stopping.is_set()
@@ -117,7 +152,9 @@ class DataPlane:
         dead_letter = DeadLetterWriter.for_connector(
             self.connector, kafka_auth_settings(spec.source.kafka.auth)
         )
-        failures = FailurePolicy(spec.delivery, dead_letter, self.metrics, self.abort)
+        failures = FailurePolicy(
+            spec.delivery, dead_letter, self.metrics, self.abort, self.health_tracker
+        )
         deliverer = Deliverer(
             sink.send, spec.delivery, self.metrics, limiter, failures, prepare=sink.prepare
         )
@@ -127,7 +164,11 @@ class DataPlane:
                 loop.add_signal_handler(signum, self.stop)
         if self.metrics_port is not None:
             self.health = runtime_probes(
-                self.metrics, self.metrics_port, self.ready, self.alive
+                self.metrics,
+                self.metrics_port,
+                self.ready,
+                self.alive,
+                lambda: self.health_tracker.last_json,
             ).start()
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
@@ -208,7 +249,7 @@ class DataPlane:
 
     def stop(self) -> None:
         if not self.stopping.is_set():
-            log.info("Stopping: delivering buffered records (grace %.0fs)", self.grace)
+            log.info("Stopping: finishing the batches in flight (grace %.0fs)", self.grace)
             self.stopping.set()
 
     async def _shutdown(self) -> None:
@@ -219,7 +260,7 @@ class DataPlane:
         lanes = list(self.lanes.values())
         queue_work = list(self._queue_work)
         drained = asyncio.gather(
-            *(lane.drain() for lane in lanes),
+            *(lane.hand_back() for lane in lanes),
             *(asyncio.wait([task]) for task in queue_work),
         )
         try:
@@ -254,6 +295,7 @@ class DataPlane:
             lane.feed(group)
 
     def assigned(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        self.health_tracker.rebalanced()
         for topic, partition in partitions:
             key = (reader.index, topic, partition)
             if key not in self.lanes:
@@ -266,9 +308,12 @@ class DataPlane:
         return [self.lanes.pop(key) for key in keys if key in self.lanes]
 
     async def revoked(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:
+        self.health_tracker.rebalanced()
         lanes = self._take_lanes(reader, partitions)
         try:
-            await asyncio.wait_for(asyncio.gather(*(lane.drain() for lane in lanes)), self.grace)
+            await asyncio.wait_for(
+                asyncio.gather(*(lane.hand_back() for lane in lanes)), self.grace
+            )
         except TimeoutError:
             log.warning("Revoked lanes did not drain in %.0fs; aborting them", self.grace)
             await asyncio.gather(*(lane.abort() for lane in lanes))

@@ -420,13 +420,24 @@ class Scaling(Model):
         default=1, ge=1, le=100, description="Kafka consumers per pod."
     )
     lag_threshold: int = Field(
-        default=1000, ge=1, le=MAX_LAG, description="Records of lag per replica."
+        default=1000,
+        ge=1,
+        le=MAX_LAG,
+        description="Lag mode, until the replicas' throughput is measured: records of lag per"
+        " replica.",
+    )
+    target_drain_time: Annotated[Duration, DurationRange("1s", "24h")] = Field(
+        default=60.0,
+        description="Lag mode: replicas so that the backlog drains within this time, from"
+        " the throughput the replicas measured.",
     )
     activation_lag_threshold: int = Field(
         default=0, ge=0, le=MAX_LAG, description="Lag that wakes a Connector scaled to zero."
     )
     stabilization_window: Annotated[Duration, DurationRange("0s", "1h")] = Field(
-        default=300.0, description="How long lag must stay low before scaling down."
+        default=300.0,
+        description="How long fewer replicas must have been enough before scaling down"
+        " (the scale-down cooldown).",
     )
 
     @model_validator(mode="after")

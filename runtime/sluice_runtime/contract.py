@@ -18,7 +18,10 @@ UDF_DIR: Final = "/etc/sluice/udf"
 UDF_FILE: Final = "udf.py"
 
 METRICS_PORT: Final = 9090
-"""Port of /metrics, /healthz and /readyz on every runtime pod."""
+"""Port of /metrics, /healthz, /readyz and /status on every runtime pod."""
+STATUS_PATH: Final = "/status"
+"""The runtime's delivery health as JSON (``health.RuntimeHealth``), which the operator
+reads from every pod into the Connector's status."""
 
 UDF_FILE_ENV: Final = "SLUICE_UDF_FILE"
 """Path of the UDF source mounted from a ConfigMap (transform.udf.configMapRef)."""

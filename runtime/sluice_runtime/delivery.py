@@ -69,7 +69,9 @@ class Deliverer:
             return failed
         failure = RecordFailure("deliver", last.reason, last.status, self._attempts)
         if self.failures.blocks:
-            await self.failures.hold(pending[0].event_id, failure, lambda: self._resend(pending))
+            await self.failures.hold(
+                pending[0].event_id, failure, lambda: self._resend(pending), pending[0].record
+            )
             on_delivered(pending)
             return []
         return [(event, failure) for event in pending]
@@ -121,6 +123,8 @@ class Deliverer:
         finally:
             await self.limiter.release()
         self.limiter.feedback(result.status)
+        if self.failures.health is not None:
+            self.failures.health.sink_answered(result.status, result.ok, result.reason)
         return result
 
     async def _sleep(self, seconds: float) -> None:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from sluice_runtime.config import Delivery
 from sluice_runtime.deadletter import DeadLetterWriter
+from sluice_runtime.health import HealthTracker
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.records import Outcome, Record, RecordFailure, Stopping
 from sluice_runtime.units import format_duration
@@ -39,7 +40,9 @@ class FailurePolicy:
         dead_letter: DeadLetterWriter | None,
         metrics: Metrics,
         abort: asyncio.Event,
+        health: HealthTracker | None = None,
     ) -> None:
+        self.health = health
         self.blocks = delivery.error_tolerance == "none"
         self.retry_every = delivery.retry.max_delay
         self.dead_letter = dead_letter
@@ -47,11 +50,21 @@ class FailurePolicy:
         self.abort = abort
 
     async def hold(
-        self, where: str, failure: RecordFailure, attempt: Callable[[], Awaitable[T | None]]
+        self,
+        where: str,
+        failure: RecordFailure,
+        attempt: Callable[[], Awaitable[T | None]],
+        record: Record | None = None,
     ) -> T:
         """errorTolerance none: the partition waits at ``where`` (a record or event id);
-        ``attempt`` is tried again every ``maxDelay`` until it returns a result."""
+        ``attempt`` is tried again every ``maxDelay`` until it returns a result. ``record``
+        (the one waited at) names the partition and offset in the health report."""
         self.metrics.blocked_partitions.inc()
+        token = (
+            self.health.blocked(record.topic, record.partition, record.offset, failure)
+            if self.health is not None and record is not None
+            else None
+        )
         try:
             while True:
                 log.warning(
@@ -68,6 +81,8 @@ class FailurePolicy:
                     return result
         finally:
             self.metrics.blocked_partitions.dec()
+            if self.health is not None and token is not None:
+                self.health.unblocked(token)
 
     async def settle(self, record: Record, failure: RecordFailure) -> Outcome:
         """errorTolerance all: dead-letter the record, or drop it when no DLQ is set.
@@ -85,6 +100,8 @@ class FailurePolicy:
         while True:
             error = await self.dead_letter.write(record, failure)
             if error is None:
+                if self.health is not None:
+                    self.health.dead_letter_written()
                 self.metrics.dead_lettered.labels(stage=failure.stage).inc()
                 log.info(
                     "Dead-lettered record %s to %s: %s failed: %s",
@@ -94,6 +111,8 @@ class FailurePolicy:
                     failure.reason,
                 )
                 return Outcome.DEAD_LETTERED
+            if self.health is not None:
+                self.health.dead_letter_failed(f"{self.dead_letter.topic}: {error}")
             delay = DEAD_LETTER_RETRY_DELAYS[min(attempt, len(DEAD_LETTER_RETRY_DELAYS) - 1)]
             attempt += 1
             log.error(

@@ -82,6 +82,13 @@ class BatchStream:
         window = self.lane.services.window
         while True:
             await self._take_pending()
+            if self.lane.handing_back:
+                # Records not sent yet stay unacknowledged: the next owner reads them.
+                self.pending.clear()
+                if len(self.batcher):
+                    self.batcher.flush("drain")
+                await self._wait_in_flight(0)
+                return
             if self.lane.draining and not self.pending:
                 if len(self.batcher):
                     await self._dispatch(self.batcher.flush("drain"))
@@ -107,7 +114,7 @@ class BatchStream:
         process, chunked = lane.services.processor, lane.services.chunk_processor
         add, pending = self.batcher.add, self.pending
         filtered: list[Record] = []
-        while pending:
+        while pending and not lane.handing_back:
             if chunked is None:
                 assert process is not None
                 records = list(pending)
@@ -151,6 +158,8 @@ class BatchStream:
         large batch waits unencoded: its body would double what it holds for little gain.
         """
         services = self.lane.services
+        if self.lane.handing_back:
+            return  # not sent: unacknowledged, read again by the partition's next owner
         services.metrics.batches_closed(batch.trigger).inc()
         services.metrics.batch_size.observe(len(batch.events))
         prepared = None
@@ -212,6 +221,7 @@ class Lane:
         self.services = services
         self.ledger = ledger
         self.draining = False
+        self.handing_back = False
         delivery = services.delivery
         if delivery.ordering == "key-ordered":
             self.streams = [BatchStream(self, 1) for _ in range(delivery.max_in_flight)]
@@ -281,7 +291,7 @@ class Lane:
                 processed = (await chunked([record]))[0]
             return None if isinstance(processed, RecordFailure) else processed
 
-        return await failures.hold(record.event_id, failure, again)
+        return await failures.hold(record.event_id, failure, again, record)
 
     async def fail(self, record: Record, failure: RecordFailure) -> None:
         """A record failed for good: the failure policy settles it (dead-letter or drop)."""
@@ -297,6 +307,18 @@ class Lane:
         tasks = [stream.task for stream in self.streams if stream.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         self.ledger.forget_pause()
+
+    async def hand_back(self) -> None:
+        """Finish the batches in flight and give back what was not sent yet, unacknowledged
+        (on revoke and shutdown): the partition's next owner reads it from the offset
+        committed after this returns, so nothing is delivered twice.
+
+        Delivering everything buffered instead (``drain``) held a rebalance for as long as
+        a backlog took, up to the grace period, and then aborted the batches in flight:
+        the function had taken them but they were not acknowledged, and came again."""
+        self.handing_back = True
+        await self.drain()
+        self.ledger.discard()
 
     async def abort(self) -> None:
         for stream in self.streams:

@@ -62,6 +62,11 @@ class OffsetTracker:
     def committable(self) -> int | None:
         return self._next
 
+    @property
+    def first_pending(self) -> int | None:
+        """The oldest offset read and not yet acknowledged-in-prefix."""
+        return self._order[0] if self._order else None
+
 
 class PartitionLedger:
     def __init__(
@@ -90,12 +95,17 @@ class PartitionLedger:
         self.held_records = 0
         self.held_bytes = 0
         self.paused = False
+        # (first offset, its Kafka timestamp in ms) of each group entered: the age of the
+        # oldest record not yet settled, for the health report, at one entry per poll.
+        self._entered: deque[tuple[int, int]] = deque()
         self._committed = metrics.committed.labels(topic=topic, partition=str(partition))
 
     # Records come in.
 
     def enter(self, records: list[Record]) -> None:
         """Records were read (in offset order) and handed to this partition's lane."""
+        if records:
+            self._entered.append((records[0].offset, records[0].timestamp))
         size = 0
         register = self.offsets.register
         for record in records:
@@ -112,6 +122,18 @@ class PartitionLedger:
     def expect_events(self, record: Record, count: int) -> None:
         """The record fanned out to ``count`` events: it is delivered after the last."""
         self.fanned_out[record.offset] = count
+
+    def oldest_held_timestamp(self) -> int | None:
+        """The Kafka timestamp (ms) of the oldest record held without an Outcome, None when
+        there is none. Of its poll group's first record: older by at most one poll."""
+        first = self.offsets.first_pending
+        entered = self._entered
+        if first is None:
+            entered.clear()
+            return None
+        while len(entered) > 1 and entered[1][0] <= first:
+            entered.popleft()
+        return entered[0][1] if entered else None
 
     # Records leave, each with its Outcome.
 

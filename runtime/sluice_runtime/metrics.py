@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from sluice_runtime.contract import STATUS_PATH
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
@@ -160,14 +162,19 @@ class ProbeServer:
 
 
 def runtime_probes(
-    metrics: Metrics, port: int, ready: Callable[[], bool], alive: Callable[[], bool]
+    metrics: Metrics,
+    port: int,
+    ready: Callable[[], bool],
+    alive: Callable[[], bool],
+    status: Callable[[], bytes] | None = None,
 ) -> ProbeServer:
-    """/metrics, /healthz (the event loop still turns) and /readyz (it consumes)."""
-    return ProbeServer(
-        {
-            "/metrics": metrics_route(metrics.registry),
-            "/healthz": probe_route(alive, b"stuck\n"),
-            "/readyz": probe_route(ready, b"not ready\n"),
-        },
-        port,
-    )
+    """/metrics, /healthz (the event loop still turns), /readyz (it consumes) and /status
+    (the delivery health as JSON, ``health.RuntimeHealth``)."""
+    routes = {
+        "/metrics": metrics_route(metrics.registry),
+        "/healthz": probe_route(alive, b"stuck\n"),
+        "/readyz": probe_route(ready, b"not ready\n"),
+    }
+    if status is not None:
+        routes[STATUS_PATH] = lambda: (200, status(), "application/json")
+    return ProbeServer(routes, port)

@@ -145,7 +145,17 @@ def test_crd_has_subresources_columns_names_and_rules() -> None:
     }
     assert version["subresources"]["status"] == {}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
-    assert columns == ["Topics", "Partitions", "Replicas", "Ready", "Lag", "Reason", "Age"]
+    assert columns == [
+        "Topics",
+        "Partitions",
+        "Replicas",
+        "Ready",
+        "Lag",
+        "Rate",
+        "Oldest",
+        "Reason",
+        "Age",
+    ]
     rules = [
         rule["rule"]
         for _, node in walk(version["schema"]["openAPIV3Schema"])

@@ -9,6 +9,7 @@ or a 422) and plans the report from that answer, as the reconcile does.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -27,10 +28,12 @@ from sluice_operator.plan import (
     SinkAddress,
     plan,
 )
+from sluice_operator.pod_health import FleetHealth
 from sluice_operator.reconcile import apply_objects
 from sluice_operator.settings import OperatorConfig
 from sluice_operator.status import Check, ConnectorStatus
 from sluice_operator.validation import InvalidSpec, ValidSpec, validate_connector
+from sluice_runtime.health import RuntimeHealth
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=10)
@@ -370,3 +373,35 @@ def test_a_created_dead_letter_topic_is_an_event() -> None:
 
 def test_a_deleted_connector_is_forgotten() -> None:
     assert plan(Observation(connector=None, now=NOW), SETTINGS) == Plan(gone=True)
+
+
+def test_a_blocked_partition_reported_by_a_pod_makes_degraded_once() -> None:
+    body = connector()
+    owned = running(body, 6)
+    blocked = RuntimeHealth.model_validate(
+        {
+            "blocked": [
+                {
+                    "topic": "t",
+                    "partition": 4,
+                    "offset": 9,
+                    "since": "2025-01-01T00:00:00Z",
+                    "stage": "deliver",
+                    "error": "HTTP 400",
+                }
+            ],
+            "oldestUndeliveredSeconds": 73.4,
+        }
+    )
+    seen = replace(observe(body, owned), health=FleetHealth((blocked,)))
+    first = plan(seen, SETTINGS)
+    status, reason, message = condition(first.status, ConditionType.DEGRADED)
+    assert (status, reason) == ("True", "DeliveryBlocked")
+    assert "t-4 is blocked at offset 9" in message
+    assert condition(first.status, ConditionType.READY)[:2] == ("False", "DeliveryBlocked")
+    assert [e.reason for e in first.transition_events] == ["DeliveryBlocked"]
+    assert first.status is not None
+    assert first.status.oldest_undelivered_seconds == 73
+
+    again = replace(seen, connector=connector(status=first.status.to_api()), now=LATER)
+    assert plan(again, SETTINGS) == Plan()  # the same report: no write, no second Event

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sluice_operator.scaling import decide_replicas
+from sluice_operator.scaling import DrainSignals, decide_replicas, drain_time_replicas
 from sluice_runtime.config import ConnectorSpec
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -125,3 +125,85 @@ def test_lag_unknown_keeps_the_current_count() -> None:
     assert decide_replicas(s, 8, None, 3, None, NOW).replicas == 3
     # min 1 by default: a new Connector starts with one replica.
     assert decide_replicas(s, 8, 0, None, None, NOW).replicas == 1
+
+
+# Drain time: replicas from the throughput the pods measured (plain numbers).
+
+DRAIN = {"mode": "lag", "targetDrainTime": "60s", "stabilizationWindow": "60s"}
+
+
+def drained(backlog: int, rate: float, reporting: int, **fields: Any) -> DrainSignals:
+    return DrainSignals(backlog, rate, reporting, **fields)
+
+
+def test_drain_time_replicas_from_numbers() -> None:
+    # 2 replicas flat out at 100/s each, 60,000 waiting: 2 + 60000 / (60 * 100) = 12.
+    advice = drain_time_replicas(drained(60_000, 200, 2), 60)
+    assert (advice.replicas, advice.per_replica) == (12, 100)
+    # No backlog: keep pace with 250/s with headroom at the remembered 100/s: ceil(3.125).
+    assert drain_time_replicas(drained(10, 250, 4, per_replica=100), 60).replicas == 4
+    # A lag of a second or two is records in flight and commit intervals, not a backlog.
+    assert drain_time_replicas(drained(300, 200, 2), 60).replicas is None
+    assert drain_time_replicas(drained(0, 0, 1), 60).replicas is None  # nothing measured
+
+
+def test_drain_time_grows_in_steps_that_let_the_group_settle() -> None:
+    s = spec(scaling=DRAIN)
+    first = decide_replicas(s, 32, 60_000, 2, None, NOW, drain=drained(60_000, 200, 2))
+    assert first.replicas == 4  # wants 12: at most double per step
+    assert first.throughput_per_replica == 100
+    settling = decide_replicas(
+        s,
+        32,
+        60_000,
+        4,
+        None,
+        NOW + timedelta(seconds=10),
+        drain=drained(60_000, 400, 4),
+        last_scale=NOW,
+    )
+    assert settling.replicas == 4
+    later = decide_replicas(
+        s,
+        32,
+        60_000,
+        4,
+        None,
+        NOW + timedelta(seconds=31),
+        drain=drained(60_000, 400, 4),
+        last_scale=NOW,
+    )
+    assert later.replicas == 8
+    capped = decide_replicas(s, 6, 60_000, 4, None, NOW, drain=drained(60_000, 400, 4))
+    assert capped.replicas == 6  # no more consumers than partitions
+
+
+def test_a_throttling_or_failing_sink_or_a_blocked_partition_gets_no_more_pods() -> None:
+    s = spec(scaling=DRAIN)
+    held = drained(60_000, 200, 2, hold_back="the sink throttled 40 of 200 requests")
+    decision = decide_replicas(s, 32, 60_000, 2, None, NOW, drain=held)
+    assert decision.replicas == 2
+    assert "not growing: the sink throttled" in decision.why
+
+
+def test_drain_time_shrinks_after_the_cooldown_by_halves() -> None:
+    s = spec(scaling=DRAIN)
+    quiet = drained(0, 100, 8, per_replica=100)  # 125/s needed: 2 replicas
+    first = decide_replicas(s, 32, 0, 8, None, NOW, drain=quiet)
+    assert first.replicas == 8
+    assert first.scale_down_since == NOW
+    cooled = NOW + timedelta(seconds=61)
+    step = decide_replicas(s, 32, 0, 8, first.scale_down_since, cooled, drain=quiet)
+    assert step.replicas == 4  # halves, then another cooldown
+    assert step.scale_down_since is None
+
+
+def test_drain_time_falls_back_to_lag_threshold_until_measured() -> None:
+    s = spec(scaling={**DRAIN, "lagThreshold": 100})
+    assert decide_replicas(s, 8, 250, 1, None, NOW, drain=drained(250, 0, 1)).replicas == 3
+
+
+def test_the_lag_threshold_fallback_does_not_grow_against_a_throttling_sink() -> None:
+    s = spec(scaling={**DRAIN, "lagThreshold": 100})
+    held = drained(250, 0, 1, hold_back="the sink throttled 9 of 9 requests")
+    assert decide_replicas(s, 8, 250, 1, None, NOW, drain=held).replicas == 1

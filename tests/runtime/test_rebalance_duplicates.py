@@ -1,0 +1,54 @@
+"""Duplicates when a replica joins and leaves under load (cooperative-sticky assignment,
+lanes drained and offsets committed on revoke): the figure docs/delivery.md quotes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from testkit.function_server import ThreadedFunctionServer
+from tests.support import RuntimeProcess, connector_manifest, produce, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def owns_partitions(runtime: RuntimeProcess) -> bool:
+    lines = runtime.log.read_text().splitlines() if runtime.log.exists() else []
+    return any("Assigned partitions t-" in line for line in lines)
+
+
+def test_a_replica_joining_and_leaving_under_load_repeats_nothing(
+    kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=6)
+    total = 30_000
+    produce(kafka_bootstrap, topic, ((f"k{i % 60}", f'{{"i": {i}}}') for i in range(total)))
+    # 100 ms a request of 20 records: ~1 200 records/s over 6 partitions, so each phase
+    # lasts seconds and every rebalance happens with batches in flight.
+    with ThreadedFunctionServer(delay=0.1) as function:
+        manifest = connector_manifest(
+            "dupes",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 20, "maxInterval": "50ms"},
+        )
+        first = RuntimeProcess(manifest, tmp_path, "first").start()
+        second = RuntimeProcess(manifest, tmp_path, "second")
+        try:
+            wait_for(lambda: function.event_count >= 3_000, 60, "the first records")
+            second.start()  # joins: the first gives up some partitions under load
+            wait_for(lambda: owns_partitions(second), 60, "the second runtime's share")
+            wait_for(lambda: function.event_count >= 15_000, 90, "half the records")
+            assert second.terminate() == 0  # leaves: its partitions go back under load
+            wait_for(lambda: function.event_count >= total, 120, "every record")
+        finally:
+            assert first.terminate() == 0
+        seen = Counter((int(e["kafkapartition"]), int(e["kafkaoffset"])) for e in function.events())
+    assert len(seen) == total
+    repeated = sum(count - 1 for count in seen.values())
+    print(f"rebalance duplicates: {repeated} of {total} records")
+    assert repeated == 0
