@@ -53,6 +53,7 @@ def manifest(
     sink: str,
     window: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    sink_format: str = "cloudevents-batch",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "sluice.dev/v1alpha1",
@@ -68,7 +69,7 @@ def manifest(
                 }
             },
             "window": window,
-            "sink": {"uri": sink, "format": "cloudevents-batch"},
+            "sink": {"uri": sink, "format": sink_format},
             "delivery": {"ordering": "ordered"},
         },
     }
@@ -95,10 +96,11 @@ def start_runtime(
     grace: float = 10.0,
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
+    sink_format: str = "cloudevents-batch",
 ) -> Child:
     group = ctx.kafka.group(tag)
     path = ctx.work / f"{tag}.json"
-    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra)
+    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra, sink_format)
     path.write_text(json.dumps(body))
     args = ["-f", str(path), "--grace", str(grace)]
     if profile is not None:
@@ -161,11 +163,16 @@ def throughput_pass(
     window: dict[str, Any],
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    sink_format: str = "cloudevents-batch",
+    partitions: int = PARTITIONS,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     with function_server(ctx, tag) as (function, url):
         started = time.time()
-        with start_runtime(ctx, tag, topic, url, window, profile=profile, extra=extra) as runtime:
-            runtime.expect(f"assigned {PARTITIONS}", 60)
+        with start_runtime(
+            ctx, tag, topic, url, window, profile=profile, extra=extra, sink_format=sink_format
+        ) as runtime:
+            runtime.expect(f"assigned {partitions}", 60)
             cpu_assigned = runtime.cpu_seconds() or 0.0
             fn_cpu_assigned = function.cpu_seconds() or 0.0
             stats = wait_for_events(function, runtime, records)
