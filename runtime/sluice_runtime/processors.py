@@ -81,7 +81,9 @@ def build_processor(
             except Exception as error:
                 return RecordFailure("filter", f"{type(error).__name__}: {error}")
         if transform is None:
-            return [envelope]
+            # Nothing changed the envelope: the payload writes it from the record's bytes
+            # (values exactly as sent, no re-serialisation), as for pass-through records.
+            return _ENVELOPE_ONLY
         try:
             return transform(envelope)
         except RecordTransformError as error:
