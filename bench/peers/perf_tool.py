@@ -62,9 +62,7 @@ def perf_tool_pass(
     ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as err:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT
-        )
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
     assert process.stdout is not None
     column = None
     first: tuple[float, float, float] | None = None  # (monotonic, cpu seconds, records)

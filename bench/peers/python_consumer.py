@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import threading
 import time
@@ -128,10 +129,8 @@ class HandTunedConsumer:
             wait = partition.first_at + interval - time.monotonic()
             if len(partition.values) < batch and wait > 0:
                 partition.ready.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(partition.ready.wait(), wait)
-                except TimeoutError:
-                    pass
                 continue
             values = partition.values[:batch]
             next_offset = partition.offsets[len(values) - 1] + 1

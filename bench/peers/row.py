@@ -78,7 +78,9 @@ def python_peer_pass(
         args = ["--bootstrap", ctx.kafka.bootstrap, "--topic", topic]
         args += ["--group", ctx.kafka.group(tag), "--url", url]
         args += ["--batch", str(batch), "--interval", str(INTERVAL)]
-        with Child("python-peer", "bench.peers.python_consumer", args, ctx.work / f"{tag}.log") as peer:
+        with Child(
+            "python-peer", "bench.peers.python_consumer", args, ctx.work / f"{tag}.log"
+        ) as peer:
             peer.expect(f"assigned {partitions}", 60)
             cpu_assigned = peer.cpu_seconds() or 0.0
             stats = wait_for_events(function, peer, records)
@@ -99,7 +101,12 @@ def run_contender(
 ) -> dict[str, float]:
     if contender.name == PERF_TOOL:
         return perf_tool_pass(
-            ctx.kafka.bootstrap, topic, records, ctx.kafka.group(tag), tools, ctx.work / f"{tag}.log"
+            ctx.kafka.bootstrap,
+            topic,
+            records,
+            ctx.kafka.group(tag),
+            tools,
+            ctx.work / f"{tag}.log",
         )
     if contender.name == PYTHON_PEER:
         return python_peer_pass(ctx, tag, topic, records, batch, partitions)
@@ -215,12 +222,12 @@ def peers_section(rows: list[Row]) -> str:
             f"medians of {len(row.runs)} interleaved rounds; ratios taken within each round):",
             "",
             "| contender | records/s | CPU µs/record | CPU cores | peak RSS MB "
-            "| × best peer | × perf tool records/s | CPU/record × perf tool |",
+            "| x best peer | x perf tool records/s | CPU/record x perf tool |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for name in row.details.get("contenders", []):
 
-            def cell(key: str, name: str = name) -> str:
+            def cell(key: str, name: str = name, medians: dict[str, float] = medians) -> str:
                 return fmt(medians.get(f"{name}.{key}"))
 
             lines.append(

@@ -19,6 +19,7 @@ import orjson
 import simdjson
 
 from sluice_runtime.exactjson import exact_reparse, may_hold_wide_integer
+from sluice_runtime.records import ENVELOPE as ENVELOPE  # defined there, used from here
 from sluice_runtime.records import Record
 
 
@@ -147,23 +148,6 @@ def encoded_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
 def json_string(text: str) -> bytes:
     """``text`` as a JSON string literal, quotes included."""
     return _json_string(text).encode("ascii")
-
-
-class _Envelope:
-    """Event data meaning "this record's envelope", encoded only when the request is built.
-
-    The pipeline's fast path when nothing reads the envelope in Python (no filter, no
-    transform): the payload writes the envelope straight into the request body, embedding
-    the value as the bytes Kafka returned, with no dict or intermediate bytes per record.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ENVELOPE"
-
-
-ENVELOPE = _Envelope()
 
 
 def envelope_parts(record: Record) -> tuple[bytes, bytes, bytes, bytes, str]:

@@ -28,7 +28,7 @@ from sluice_runtime.envelope import (
     value_validator,
 )
 from sluice_runtime.exactjson import dumps as exact_dumps
-from sluice_runtime.records import Event
+from sluice_runtime.records import Deliverable
 
 EVENT_TYPE = "dev.sluice.kafka.record"
 CONTENT_TYPES = {
@@ -69,7 +69,7 @@ def _traceparent(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     return None
 
 
-def _attributes(item: Event, source: str) -> dict[str, Any]:
+def _attributes(item: Deliverable, source: str) -> dict[str, Any]:
     record = item.record
     partition, offset = record.partition, record.offset
     attributes: dict[str, Any] = {
@@ -93,12 +93,12 @@ def _attributes(item: Event, source: str) -> dict[str, Any]:
     return attributes
 
 
-def _data(item: Event) -> Any:
+def _data(item: Deliverable) -> Any:
     data = item.data
     return orjson.Fragment(encode_envelope(item.record)) if data is ENVELOPE else data
 
 
-def cloudevent(item: Event, source: str) -> dict[str, Any]:
+def cloudevent(item: Deliverable, source: str) -> dict[str, Any]:
     event = _attributes(item, source)
     event["data"] = _data(item)
     return event
@@ -174,7 +174,7 @@ def _key_parts(key: bytes) -> tuple[bytes, str, bytes]:
 _NO_KEY = (b"null", "null", b"")
 
 
-def _envelope_events(items: Sequence[Event], source: str | None) -> bytes:
+def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
     """Pass-through events as CloudEvents of ``source``, or (None) as their data only.
 
     The loop is written out (no call per record for the value's check, the key or the
@@ -210,9 +210,7 @@ def _envelope_events(items: Sequence[Event], source: str | None) -> bytes:
                 value, value_encoding = raw, "json"  # embedded as is
             else:
                 value, value_encoding = encoded_json(raw)
-            key, key_encoding, partition_key = (
-                _NO_KEY if raw_key is None else _key_parts(raw_key)
-            )
+            key, key_encoding, partition_key = _NO_KEY if raw_key is None else _key_parts(raw_key)
             headers = encoded_headers(record.headers) if record.headers else b"{}"
             flags = flags_of[value_encoding, key_encoding]
             if source is None:
@@ -244,7 +242,7 @@ def _envelope_events(items: Sequence[Event], source: str | None) -> bytes:
     return b"[" + b",".join(chunks) + b"]"
 
 
-def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
+def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Request:
     content_type = {"content-type": CONTENT_TYPES[fmt]}
     if fmt == "cloudevents-batch":
         if all(item.data is ENVELOPE and item.index == 0 for item in items):
@@ -266,7 +264,7 @@ def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
     return Request(body, headers)
 
 
-def _values(items: Sequence[Event]) -> bytes:
+def _values(items: Sequence[Deliverable]) -> bytes:
     """json-values: each pass-through record's value as the bytes Kafka returned when they
     are one JSON document (checked one by one: joined, two broken values could pass as
     one), else as the envelope writes it (a JSON string, base64 for binary); a

@@ -67,7 +67,7 @@ def build_processor(
         )
 
     if matches is None and transform is None:
-        return _pass_through
+        return pass_through
 
     def process(record: Record) -> Processed:
         try:
@@ -94,9 +94,10 @@ def build_processor(
     return process
 
 
-def _pass_through(_record: Record) -> Processed:
+def pass_through(_record: Record) -> Processed:
     """No filter, no transform: the event's data is the record's envelope, which the
-    payload encodes straight into the request (decoding bytes never fails)."""
+    payload encodes straight into the request (decoding bytes never fails). The lane knows
+    this processor and skips calling it (the record is its own event)."""
     return _ENVELOPE_ONLY
 
 

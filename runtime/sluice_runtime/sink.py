@@ -19,7 +19,7 @@ import orjson
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import BEARER_TOKEN_ENV
 from sluice_runtime.payload import Request, build_request
-from sluice_runtime.records import Event
+from sluice_runtime.records import Deliverable
 from sluice_runtime.transport import LeanTransport, timeout_extension
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -85,11 +85,13 @@ class HttpSink:
         # transport, and make bench's http-client row for the figures.
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def prepare(self, events: Sequence[Event]) -> Request:
+    def prepare(self, events: Sequence[Deliverable]) -> Request:
         """The request for these events, built ahead of sending (see ``send``)."""
         return build_request(events, self.format, self.source)
 
-    async def send(self, events: Sequence[Event], prepared: Request | None = None) -> SendResult:
+    async def send(
+        self, events: Sequence[Deliverable], prepared: Request | None = None
+    ) -> SendResult:
         try:
             payload = prepared if prepared is not None else self.prepare(events)
         except Exception as error:

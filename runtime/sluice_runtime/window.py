@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sluice_runtime.records import Batch, Event
+from sluice_runtime.records import Batch, Deliverable
 
 _NONE_CLOSED: list[Batch] = []  # shared and never changed: add() closed nothing
 
@@ -16,14 +16,14 @@ class Batcher:
     max_messages: int
     max_bytes: int
     max_interval: float
-    _items: list[Event] = field(default_factory=list)
+    _items: list[Deliverable] = field(default_factory=list)
     _bytes: int = 0
     _opened_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, event: Event, size: int, now: float) -> list[Batch]:
+    def add(self, event: Deliverable, size: int, now: float) -> list[Batch]:
         """Add one event; returns the batches this closes (none, or one or two)."""
         items = self._items
         if items and self._bytes + size < self.max_bytes and len(items) + 1 < self.max_messages:
