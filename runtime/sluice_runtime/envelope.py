@@ -106,6 +106,20 @@ def is_json(raw: bytes) -> bool:
         return False
 
 
+def thread_parse() -> Callable[[bytes], Any]:
+    """This thread's simdjson ``parse``, for loops that check many values (``is_json``
+    for each, written out); what it refuses must be asked of ``is_json`` again."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    parse: Callable[[bytes], Any] = parser.parse
+    return parse
+
+
+JSON_START = _JSON_START  # first bytes of a JSON document, spaces included
+SIMDJSON_MAX = _SIMDJSON_MAX
+
+
 def value_validator() -> Callable[[bytes], bool]:
     """``is_json`` for the values of a batch, with this thread's parser looked up once, and
     the same answer as ``value_json`` gives (a value embedded as is, or not)."""

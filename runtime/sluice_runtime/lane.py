@@ -114,11 +114,8 @@ class BatchStream:
                 pending.clear()
                 if process is pass_through:
                     # No filter, no transform: each record is its own event (see Record).
-                    now = time.monotonic()
-                    for record in records:
-                        for batch in add(record, record.size, now):
-                            await self._dispatch(batch)
-                            now = time.monotonic()
+                    for batch in self.batcher.add_records(records, time.monotonic()):
+                        await self._dispatch(batch)
                     continue
                 results: list[Processed] = [process(record) for record in records]
             else:  # a UDF in its worker process: a round trip per chunk, not per record
