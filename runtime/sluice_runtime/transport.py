@@ -177,6 +177,24 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_exception(error)
 
 
+class Answer:
+    """A server's answer, as read: status, raw headers and the whole body."""
+
+    __slots__ = ("content", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+
+    def header(self, name: bytes) -> str | None:
+        """The first header of this (lower-case) name."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+
 class _Pool:
     """Connections to one origin: reuse idle ones, open up to ``limit``."""
 
@@ -199,9 +217,28 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a streamed body: this transport sends it whole
+            body = await request.aread()
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        answer = await self.post(request.url, _request_head(request, len(body)), body, timeouts)
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def post(
+        self, url: httpx.URL, head: bytes, body: bytes, timeouts: dict[str, float | None]
+    ) -> Answer:
+        """Send a request whose head is written already (``head_prefix`` and its length);
+        the sink's way in, with no ``httpx.Request`` or ``httpx.Response`` per request
+        (building them was a fifth of the cost of a request)."""
         if self._closed:
             raise RuntimeError("the transport is closed")
-        url = request.url
         scheme = url.raw_scheme
         if scheme not in (b"http", b"https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
@@ -210,12 +247,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _Pool(self.max_connections)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        try:
-            body = request.content
-        except httpx.RequestNotRead:  # a streamed body: this transport sends it whole
-            body = await request.aread()
-        head = _request_head(request, len(body))
         if pool.slots.locked():  # only a wait needs a deadline (it costs a timer)
             try:
                 async with asyncio.timeout(timeouts.get("pool", DEFAULT_TIMEOUT)):
@@ -239,13 +270,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 connection.close()
         finally:
             pool.slots.release()
-        return httpx.Response(
-            status,
-            headers=headers,
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return Answer(status, headers, content)
 
     async def _connection(
         self, pool: _Pool, origin: tuple[bytes, bytes, int], connect_timeout: float | None
@@ -278,7 +303,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._pools.clear()
 
 
-def _request_head(request: httpx.Request, length: int) -> bytes:
+def head_prefix(request: httpx.Request) -> bytes:
+    """A request's line and headers as this transport writes them, up to the length, which
+    ``with_length`` adds (the sink writes the rest of its requests' heads once)."""
     url = request.url
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
     has_host = False
@@ -290,8 +317,15 @@ def _request_head(request: httpx.Request, length: int) -> bytes:
         lines.append(b"%s: %s" % (name, value))
     if not has_host:
         lines.append(b"host: %s" % url.netloc)
-    lines.append(b"content-length: %d" % length)
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def with_length(prefix: bytes, length: int) -> bytes:
+    return prefix + b"content-length: %d\r\n\r\n" % length
+
+
+def _request_head(request: httpx.Request, length: int) -> bytes:
+    return with_length(head_prefix(request), length)
 
 
 def timeout_extension(seconds: float) -> dict[str, Any]:
