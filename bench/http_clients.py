@@ -1,6 +1,6 @@
 """HTTP client comparison for the sink: plain httpx, httpx on the aiohttp transport
-(httpx-aiohttp), raw aiohttp and what the sink ships (``sluice``: an ``httpx.Request``
-handed straight to ``sluice_runtime.transport.LeanTransport``), posting a real ~50 KB
+(httpx-aiohttp), raw aiohttp and what the sink ships (``sluice``: a request head written
+once, posted with ``sluice_runtime.transport.LeanTransport.post``), posting a real ~50 KB
 cloudevents-batch body to the benchmark's function server (another process)
 at several concurrencies.
 
@@ -74,17 +74,21 @@ async def _client(
     if kind == "sluice":
         import httpx
 
-        from sluice_runtime.transport import LeanTransport, timeout_extension
+        from sluice_runtime.transport import (
+            LeanTransport,
+            head_prefix,
+            timeout_extension,
+            with_length,
+        )
 
+        # As the sink does: the head written once, posted without httpx objects.
         transport = LeanTransport(max_connections=concurrency)
-        target, extensions = httpx.URL(url), timeout_extension(30.0)
+        target, timeouts = httpx.URL(url), timeout_extension(30.0)["timeout"]
+        prefix = head_prefix(httpx.Request("POST", target, headers=headers))
 
         async def post_sluice() -> int:
-            request = httpx.Request(
-                "POST", target, content=body, headers=headers, extensions=extensions
-            )
-            response = await transport.handle_async_request(request)
-            return response.status_code
+            answer = await transport.post(target, with_length(prefix, len(body)), body, timeouts)
+            return answer.status
 
         return post_sluice, transport.aclose
     if kind == "aiohttp":

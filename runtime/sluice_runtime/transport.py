@@ -4,9 +4,10 @@ httptools (llhttp, the parser Node.js uses) reading the responses.
 The sink posts one body per batch and reads a short answer, hundreds or thousands of times
 a second from one event loop. httpx's own transport and httpx-aiohttp cost 150-300 µs of
 CPU per request there (``make bench``'s http-client row); this one costs a fraction of
-that, which matters because the runtime's CPU is shared by every record. It keeps the
-httpx API: requests and responses are ``httpx.Request`` and ``httpx.Response``, and
-failures are httpx's exception types, so the sink reads like any httpx code.
+that, which matters because the runtime's CPU is shared by every record. It is an httpx
+transport (``httpx.Request`` in, ``httpx.Response`` out) and raises httpx's exception
+types; the sink itself uses ``post``, which takes the request head written once per
+format and returns an ``Answer``, without the two httpx objects per request.
 
 Scope, on purpose: HTTP/1.1 over TCP or TLS, no proxies, no pipelining, no 100-continue;
 the response body is read whole, up to ``MAX_ANSWER_BYTES``: function answers are small
