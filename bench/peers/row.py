@@ -51,7 +51,7 @@ def contenders(batch: int, camel: bool) -> list[Contender]:
     found = [Contender(PERF_TOOL), Contender(PYTHON_PEER)]
     if camel:
         found.append(Contender(CAMEL_PEER))
-    formats = batch_formats() if batch > 1 else ["cloudevents-binary", "json-array"]
+    formats = batch_formats() if batch > 1 else ["cloudevents-binary", "json-values"]
     found += [Contender(f"sluice {name}", name) for name in formats]
     return found
 
