@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.procs import BenchError, Child
 from bench.report import Row, Target, console_table, load_average, write_reports
@@ -30,8 +31,10 @@ ROWS = (
     "transforms",
     "http-client",
     "throughput-avro",
+    "peers-batch100",
+    "peers-batch1",
 )
-KAFKA_ROWS = frozenset(ROWS[:8]) | {"throughput-avro"}
+KAFKA_ROWS = frozenset(ROWS[:8]) | {"throughput-avro", "peers-batch100", "peers-batch1"}
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
     "throughput-udf": (Target(">=", 80_000), "records/s"),
@@ -42,6 +45,8 @@ TARGETS = {  # for rows that fail before they say so themselves
     "queue-vs-group": (Target(">=", 6.0), "x group mode"),
     "patterns": (Target(">=", 1_000_000), "evals/s"),
     "transforms": (Target(">=", 300_000), "transforms/s"),
+    "peers-batch100": (Target(">=", 1.5), "x"),
+    "peers-batch1": (Target(">=", 1.5), "x"),
 }
 
 
@@ -72,6 +77,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also profile the runtime (cProfile) in one extra throughput-batch100 pass",
     )
     parser.add_argument("--records", type=int, help="records for throughput-batch100")
+    parser.add_argument(
+        "--peer-records",
+        type=int,
+        help="records for peers-batch100 (default 1,000,000; peers-batch1 takes a twentieth)",
+    )
+    parser.add_argument(
+        "--peer-partitions", type=int, default=4, help="partitions of the peers rows' topic (4)"
+    )
+    parser.add_argument(
+        "--no-camel", action="store_true", help="leave the Apache Camel peer out of the peers rows"
+    )
     args = parser.parse_args(argv)
     selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
     unknown = [name for name in selected if name not in ROWS]
@@ -142,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     from bench.http_clients import http_client_section
+    from bench.peers.row import peers_section
 
     json_path, md_path = write_reports(
         out,
@@ -154,17 +171,21 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_start": load,
         },
         started,
-        [http_client_section],
+        [http_client_section, peers_section],
     )
     print()
     print(console_table(rows))
-    section = http_client_section(rows)
-    if section:
-        print()
-        print(section)
+    for section in (http_client_section(rows), peers_section(rows)):
+        if section:
+            print()
+            print(section)
     print()
     _log(f"wrote {json_path} and {md_path} in {time.time() - started:.0f}s")
     return 1 if any(row.error for row in rows) else 0
+
+
+if TYPE_CHECKING:
+    from bench.runtime import Context
 
 
 def _run_kafka_rows(
@@ -238,6 +259,10 @@ def _run_kafka_rows(
                     attempt("latency-realtime", lambda: latency_row(ctx))
                 if "memory-slow-sink" in names:
                     attempt("memory-slow-sink", lambda: memory_row(ctx))
+                for batch in (100, 1):
+                    name = f"peers-batch{batch}"
+                    if name in names:
+                        attempt(name, functools.partial(_peers, ctx, args, name, batch))
                 if "memory-large-records" in names:
                     attempt(
                         "memory-large-records",
@@ -254,6 +279,15 @@ def _run_kafka_rows(
         _log(f"Kafka rows not run: {error}")
         for name in names:
             attempt(name, functools.partial(_raise, error))
+
+
+def _peers(ctx: Context, args: argparse.Namespace, name: str, batch: int) -> Row:
+    from bench.peers.row import peers_row
+
+    records = args.peer_records or (30_000 if args.quick else 1_000_000)
+    if batch == 1:
+        records = max(1_000, records // 20)
+    return peers_row(ctx, name, records, batch, args.peer_partitions, not args.no_camel)
 
 
 def _raise(error: BenchError) -> Row:

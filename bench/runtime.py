@@ -62,6 +62,7 @@ def manifest(
     window: dict[str, Any],
     extra: dict[str, Any] | None = None,
     source_extra: dict[str, Any] | None = None,
+    sink_format: str = "cloudevents-batch",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "sluice.dev/v1alpha1",
@@ -77,7 +78,7 @@ def manifest(
                 }
             },
             "window": window,
-            "sink": {"uri": sink, "format": "cloudevents-batch"},
+            "sink": {"uri": sink, "format": sink_format},
             "delivery": {"ordering": "ordered"},
         },
     }
@@ -106,10 +107,13 @@ def start_runtime(
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
     source_extra: dict[str, Any] | None = None,
+    sink_format: str = "cloudevents-batch",
 ) -> Child:
     group = ctx.kafka.group(tag)
     path = ctx.work / f"{tag}.json"
-    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra, source_extra)
+    body = manifest(
+        tag, ctx.kafka.bootstrap, topic, group, url, window, extra, source_extra, sink_format
+    )
     path.write_text(json.dumps(body))
     args = ["-f", str(path), "--grace", str(grace)]
     if profile is not None:
@@ -173,13 +177,24 @@ def throughput_pass(
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
     source_extra: dict[str, Any] | None = None,
+    *,
+    sink_format: str = "cloudevents-batch",
+    partitions: int = PARTITIONS,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     with function_server(ctx, tag) as (function, url):
         started = time.time()
         with start_runtime(
-            ctx, tag, topic, url, window, profile=profile, extra=extra, source_extra=source_extra
+            ctx,
+            tag,
+            topic,
+            url,
+            window,
+            profile=profile,
+            extra=extra,
+            source_extra=source_extra,
+            sink_format=sink_format,
         ) as runtime:
-            runtime.expect(f"assigned {PARTITIONS}", 60)
+            runtime.expect(f"assigned {partitions}", 60)
             cpu_assigned = runtime.cpu_seconds() or 0.0
             fn_cpu_assigned = function.cpu_seconds() or 0.0
             stats = wait_for_events(function, runtime, records)

@@ -6,6 +6,7 @@
 #   scripts/kafka.sh up       format storage if needed, start, wait until it serves metadata
 #   scripts/kafka.sh down     stop it
 #   scripts/kafka.sh status   say whether it runs
+#   scripts/kafka.sh tools    print the classpath of Kafka's command line tools (make bench)
 #
 # Environment: SLUICE_KAFKA_PORT (default 19092), SLUICE_KAFKA_CONTROLLER_PORT (default port+1),
 # SLUICE_KAFKA_HEAP (default 768m).
@@ -33,6 +34,19 @@ cmd_fetch() {
   fetch_maven_jars Kafka "$POM" "$LIBS" "$LIBS/../fetch.log" \
     "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless), or set SLUICE_TEST_KAFKA to use an existing broker"
   jars_ok || die "the fetched Kafka jars do not open; delete $LIBS and retry"
+}
+
+cmd_tools() {
+  # A cache fetched before kafka-tools was in the pom lacks its jar: add what is missing
+  # into the same folder, never deleting (a broker may be running from it; the jar is not
+  # on its classpath until it restarts, and it adds no dependencies: see the pom).
+  cmd_fetch
+  if ! ls "$LIBS"/kafka-tools-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
+    log "fetching the kafka-tools $KAFKA_VERSION jar into $LIBS"
+    mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIBS" \
+      >"$LIBS/../fetch-tools.log" 2>&1 || die "fetching kafka-tools failed; see $LIBS/../fetch-tools.log"
+  fi
+  echo "$LIBS/*"
 }
 
 write_config() {
@@ -162,12 +176,13 @@ fetch) cmd_fetch ;;
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+tools) cmd_tools ;;
 clean)
   cmd_down
   rm -rf "$DIR"
   ;;
 *)
-  echo "usage: $0 fetch|up|down|status|clean" >&2
+  echo "usage: $0 fetch|up|down|status|tools|clean" >&2
   exit 2
   ;;
 esac

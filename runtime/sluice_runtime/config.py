@@ -342,9 +342,10 @@ class Sink(Model):
 
     uri: str | None = Field(default=None, description="HTTP(S) URL of the function.")
     ref: SinkRef | None = Field(default=None, description="A Service or Knative Service.")
-    format: Literal["cloudevents-batch", "json-array", "cloudevents-binary"] = Field(
+    format: Literal["cloudevents-batch", "json-array", "json-values", "cloudevents-binary"] = Field(
         default="cloudevents-batch",
-        description="Array of CloudEvents, array of data, or one binary-mode event per request.",
+        description="Array of CloudEvents, array of data, array of the records' values "
+        "(a transform's output where there is one), or one binary-mode event per request.",
     )
     timeout: Annotated[Duration, DurationRange("1ms", "15m")] = Field(
         default=30.0, description="Timeout of one request."

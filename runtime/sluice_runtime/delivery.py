@@ -19,16 +19,16 @@ from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.payload import Request
 from sluice_runtime.ratelimit import AdaptiveLimiter
-from sluice_runtime.records import Event, RecordFailure
+from sluice_runtime.records import Deliverable, RecordFailure
 from sluice_runtime.retry import RetrySchedule
 from sluice_runtime.sink import SendResult
 
 log = logging.getLogger("sluice.delivery")
 
-Send = Callable[[Sequence[Event], Request | None], Awaitable[SendResult]]
+Send = Callable[[Sequence[Deliverable], Request | None], Awaitable[SendResult]]
 """Sends events, with their request built already or not (None)."""
-Prepare = Callable[[Sequence[Event]], Request]
-Delivered = Callable[[list[Event]], None]
+Prepare = Callable[[Sequence[Deliverable]], Request]
+Delivered = Callable[[list[Deliverable]], None]
 
 
 @dataclass
@@ -47,8 +47,11 @@ class Deliverer:
             self.schedule = RetrySchedule(self.delivery.retry)
 
     async def deliver(
-        self, events: Sequence[Event], on_delivered: Delivered, prepared: Request | None = None
-    ) -> list[tuple[Event, RecordFailure]]:
+        self,
+        events: Sequence[Deliverable],
+        on_delivered: Delivered,
+        prepared: Request | None = None,
+    ) -> list[tuple[Deliverable, RecordFailure]]:
         """Deliver in order; returns the events that failed for good, with why.
 
         ``on_delivered`` is told as soon as some events went through, so a partition blocked
@@ -77,8 +80,8 @@ class Deliverer:
         return [(event, failure) for event in pending]
 
     async def _attempt_with_retries(
-        self, events: Sequence[Event], on_delivered: Delivered, prepared: Request | None
-    ) -> tuple[list[Event], SendResult | None]:
+        self, events: Sequence[Deliverable], on_delivered: Delivered, prepared: Request | None
+    ) -> tuple[list[Deliverable], SendResult | None]:
         assert self.schedule is not None
         pending = list(events)
         started = self.clock()
@@ -110,11 +113,11 @@ class Deliverer:
                 return pending, result
             await self._sleep(delay)
 
-    async def _resend(self, events: list[Event]) -> bool | None:
+    async def _resend(self, events: list[Deliverable]) -> bool | None:
         """One more attempt while the partition is held: True once delivered."""
         return True if (await self._send(events, None)).ok else None
 
-    async def _send(self, events: Sequence[Event], prepared: Request | None) -> SendResult:
+    async def _send(self, events: Sequence[Deliverable], prepared: Request | None) -> SendResult:
         await self.limiter.acquire()
         try:
             started = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # The C implementation behind json.dumps for strings: ASCII-only output, \u escapes.
 from json.encoder import encode_basestring_ascii as _json_string
@@ -19,6 +19,7 @@ import orjson
 import simdjson
 
 from sluice_runtime.exactjson import exact_reparse, may_hold_wide_integer
+from sluice_runtime.records import ENVELOPE as ENVELOPE  # defined there, used from here
 from sluice_runtime.records import Record
 
 
@@ -105,26 +106,62 @@ def is_json(raw: bytes) -> bool:
         return False
 
 
+def thread_parse() -> Callable[[bytes], Any]:
+    """This thread's simdjson ``parse``, for loops that check many values (``is_json``
+    for each, written out); what it refuses must be asked of ``is_json`` again."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    parse: Callable[[bytes], Any] = parser.parse
+    return parse
+
+
+JSON_START = _JSON_START  # first bytes of a JSON document, spaces included
+SIMDJSON_MAX = _SIMDJSON_MAX
+
+
+def value_validator() -> Callable[[bytes], bool]:
+    """``is_json`` for the values of a batch, with this thread's parser looked up once, and
+    the same answer as ``value_json`` gives (a value embedded as is, or not)."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    parse = parser.parse
+
+    def valid(raw: bytes) -> bool:
+        if not raw or raw[0] not in _JSON_START:
+            return False
+        if len(raw) <= _SIMDJSON_MAX:
+            try:
+                parse(raw)  # dropped at once, freeing the parser
+                return True
+            except (ValueError, RuntimeError):
+                pass
+        return is_json(raw)
+
+    return valid
+
+
+def value_json(raw: bytes | None) -> bytes:
+    """A record's value (or key) as JSON: as is when it is JSON, else a JSON string (base64
+    when it is not UTF-8), as the envelope writes it."""
+    return _encoded_bytes(raw)[0]
+
+
+def encoded_json(raw: bytes | None) -> tuple[bytes, str]:
+    """A record's value or key as the envelope writes it, and its encoding (json, text,
+    base64 or null)."""
+    return _encoded_bytes(raw)
+
+
+def encoded_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
+    """A record's headers as the envelope writes them (an object of strings)."""
+    return orjson.dumps(decode_headers(headers))
+
+
 def json_string(text: str) -> bytes:
     """``text`` as a JSON string literal, quotes included."""
     return _json_string(text).encode("ascii")
-
-
-class _Envelope:
-    """Event data meaning "this record's envelope", encoded only when the request is built.
-
-    The pipeline's fast path when nothing reads the envelope in Python (no filter, no
-    transform): the payload writes the envelope straight into the request body, embedding
-    the value as the bytes Kafka returned, with no dict or intermediate bytes per record.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ENVELOPE"
-
-
-ENVELOPE = _Envelope()
 
 
 def envelope_parts(record: Record) -> tuple[bytes, bytes, bytes, bytes, str]:
@@ -132,14 +169,14 @@ def envelope_parts(record: Record) -> tuple[bytes, bytes, bytes, bytes, str]:
     (key, headers, value, encoding flags, key encoding)."""
     value, value_encoding = _encoded_bytes(record.value)
     key, key_encoding = _encoded_bytes(record.key) if record.key is not None else _NULL
-    headers = orjson.dumps(decode_headers(record.headers)) if record.headers else b"{}"
-    return key, headers, value, _FLAGS[value_encoding, key_encoding], key_encoding
+    headers = encoded_headers(record.headers) if record.headers else b"{}"
+    return key, headers, value, ENCODING_FLAGS[value_encoding, key_encoding], key_encoding
 
 
 _NULL = (b"null", "null")
 _ENCODINGS = ("json", "text", "base64", "null")
 _FLAGGED = ("text", "base64")  # only these are flagged, so the common case stays small
-_FLAGS = {
+ENCODING_FLAGS = {  # (value's encoding, key's) -> the envelope's flag fields
     (value, key): (b',"valueEncoding":"%b"' % value.encode() if value in _FLAGGED else b"")
     + (b',"keyEncoding":"%b"' % key.encode() if key in _FLAGGED else b"")
     for value in _ENCODINGS

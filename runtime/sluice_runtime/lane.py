@@ -37,7 +37,7 @@ from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.ledger import PartitionLedger
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.payload import Request
-from sluice_runtime.processors import ChunkProcessor, Processed, Processor
+from sluice_runtime.processors import ChunkProcessor, Processed, Processor, pass_through
 from sluice_runtime.records import Batch, Event, PartitionControl, Record, RecordFailure, Stopping
 from sluice_runtime.window import Batcher
 
@@ -119,6 +119,11 @@ class BatchStream:
                 assert process is not None
                 records = list(pending)
                 pending.clear()
+                if process is pass_through:
+                    # No filter, no transform: each record is its own event (see Record).
+                    for batch in self.batcher.add_records(records, time.monotonic()):
+                        await self._dispatch(batch)
+                    continue
                 results: list[Processed] = [process(record) for record in records]
             else:  # a UDF in its worker process: a round trip per chunk, not per record
                 count = min(len(pending), UDF_CHUNK)

@@ -3,6 +3,8 @@
 - ``cloudevents-batch``: a JSON array of CloudEvents 1.0 (structured mode),
   ``application/cloudevents-batch+json``;
 - ``json-array``: a JSON array of the event data only;
+- ``json-values``: a JSON array of the records' values as they arrived (a transform's
+  output where there is one);
 - ``cloudevents-binary``: one event per request, attributes as ``ce-*`` headers.
 """
 
@@ -17,14 +19,27 @@ from urllib.parse import quote
 
 import orjson
 
-from sluice_runtime.envelope import ENVELOPE, encode_envelope, envelope_parts, json_string
+from sluice_runtime.envelope import (
+    ENCODING_FLAGS,
+    ENVELOPE,
+    JSON_START,
+    SIMDJSON_MAX,
+    encode_envelope,
+    encoded_headers,
+    encoded_json,
+    json_string,
+    thread_parse,
+    value_json,
+    value_validator,
+)
 from sluice_runtime.exactjson import dumps as exact_dumps
-from sluice_runtime.records import Event
+from sluice_runtime.records import Deliverable, Record
 
 EVENT_TYPE = "dev.sluice.kafka.record"
 CONTENT_TYPES = {
     "cloudevents-batch": "application/cloudevents-batch+json",
     "json-array": "application/json",
+    "json-values": "application/json",
     "cloudevents-binary": "application/json",
 }
 
@@ -74,7 +89,7 @@ def _header_value(value: str) -> str:
     return quote(value, safe=_CE_HEADER_SAFE)
 
 
-def _attributes(item: Event, source: str) -> dict[str, Any]:
+def _attributes(item: Deliverable, source: str) -> dict[str, Any]:
     record = item.record
     partition, offset = record.partition, record.offset
     attributes: dict[str, Any] = {
@@ -98,12 +113,12 @@ def _attributes(item: Event, source: str) -> dict[str, Any]:
     return attributes
 
 
-def _data(item: Event) -> Any:
+def _data(item: Deliverable) -> Any:
     data = item.data
     return orjson.Fragment(encode_envelope(item.record)) if data is ENVELOPE else data
 
 
-def cloudevent(item: Event, source: str) -> dict[str, Any]:
+def cloudevent(item: Deliverable, source: str) -> dict[str, Any]:
     event = _attributes(item, source)
     event["data"] = _data(item)
     return event
@@ -126,6 +141,11 @@ _EVENT = (
     b'"data":{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
     b'"key":%b,"headers":%b,"value":%b%b}}'
 )
+# The envelope alone, for json-array: the same fields as the CloudEvent's data.
+_DATA = (
+    b'{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
+    b'"key":%b,"headers":%b,"value":%b%b}'
+)
 _CHUNK = 64
 _strings: dict[str, bytes] = {}  # topics and sources as JSON strings, quotes included
 
@@ -139,19 +159,49 @@ def _cached_json_string(text: str) -> bytes:
     return encoded
 
 
-def _event_template(topic: str, partition: int, source: str) -> bytes:
+def _event_template(topic: str, partition: int, source: str | None) -> bytes:
+    """The CloudEvent's template, or with no source the data's alone (json-array)."""
+
     def literal(text: bytes) -> bytes:  # inserted into a %-template: % must be doubled
         return text.replace(b"%", b"%%")
 
+    template = _DATA if source is None else _EVENT
     return (
-        _EVENT.replace(_T, literal(_cached_json_string(topic)[1:-1]))
+        template.replace(_T, literal(_cached_json_string(topic)[1:-1]))
         .replace(_P, b"%d" % partition)
-        .replace(_S, literal(_cached_json_string(source)))
+        .replace(_S, literal(_cached_json_string(source or "")))
     )
 
 
-def _envelope_events(items: Sequence[Event], source: str) -> bytes:
+_keys: dict[bytes, tuple[bytes, str, bytes]] = {}
+
+
+def _key_parts(key: bytes) -> tuple[bytes, str, bytes]:
+    """A key as the envelope writes it, its encoding, and its CloudEvent ``partitionkey``
+    attribute. Cached: a topic's keys repeat (users, devices, orders), and decoding and
+    escaping them was a tenth of the body's cost."""
+    parts = _keys.get(key)
+    if parts is None:
+        if len(_keys) > 8192:
+            _keys.clear()
+        encoded, encoding = encoded_json(key)
+        # A UTF-8 key is written the same way in both places.
+        text = encoded if encoding == "text" else json_string(key.decode("utf-8", "replace"))
+        parts = _keys[key] = (encoded, encoding, b',"partitionkey":' + text)
+    return parts
+
+
+_NO_KEY = (b"null", "null", b"")
+
+
+def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
+    """Pass-through events as CloudEvents of ``source``, or (None) as their data only.
+
+    The loop is written out (no call per record for the value's check, the key or the
+    flags): it runs for every record the runtime delivers."""
     times = _time_cache
+    flags_of = ENCODING_FLAGS
+    valid = value_validator()
     chunks: list[bytes] = []
     start, end = 0, len(items)
     while start < end:
@@ -170,16 +220,23 @@ def _envelope_events(items: Sequence[Event], source: str) -> bytes:
         add = values.extend
         for item in items[start:stop]:
             record = item.record
-            offset, timestamp = record.offset, record.timestamp
-            key, headers, value, flags, key_encoding = envelope_parts(record)
-            extra = b""
-            if record.key is not None:
-                # A UTF-8 key is written the same way in both places.
-                extra = b',"partitionkey":' + (
-                    key
-                    if key_encoding == "text"
-                    else json_string(record.key.decode("utf-8", "replace"))
-                )
+            offset, timestamp, raw, raw_key = (
+                record.offset,
+                record.timestamp,
+                record.value,
+                record.key,
+            )
+            if raw is not None and valid(raw):
+                value, value_encoding = raw, "json"  # embedded as is
+            else:
+                value, value_encoding = encoded_json(raw)
+            key, key_encoding, partition_key = _NO_KEY if raw_key is None else _key_parts(raw_key)
+            headers = encoded_headers(record.headers) if record.headers else b"{}"
+            flags = flags_of[value_encoding, key_encoding]
+            if source is None:
+                add((offset, timestamp, key, headers, value, flags))
+                continue
+            extra = partition_key
             if record.headers:
                 traceparent = _traceparent(record.headers)
                 if traceparent:
@@ -205,14 +262,18 @@ def _envelope_events(items: Sequence[Event], source: str) -> bytes:
     return b"[" + b",".join(chunks) + b"]"
 
 
-def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
+def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Request:
     content_type = {"content-type": CONTENT_TYPES[fmt]}
     if fmt == "cloudevents-batch":
         if all(item.data is ENVELOPE and item.index == 0 for item in items):
             return Request(_envelope_events(items, source), content_type)
         return Request(exact_dumps([cloudevent(item, source) for item in items]), content_type)
     if fmt == "json-array":
+        if all(item.data is ENVELOPE for item in items):
+            return Request(_envelope_events(items, None), content_type)
         return Request(exact_dumps([_data(item) for item in items]), content_type)
+    if fmt == "json-values":
+        return Request(_values(items), content_type)
     if len(items) != 1:
         raise ValueError("cloudevents-binary carries exactly one event per request")
     item = items[0]
@@ -225,3 +286,31 @@ def build_request(items: Sequence[Event], fmt: str, source: str) -> Request:
     data = item.data
     body = encode_envelope(item.record) if data is ENVELOPE else exact_dumps(data)
     return Request(body, headers)
+
+
+def _values(items: Sequence[Deliverable]) -> bytes:
+    """json-values: each pass-through record's value as the bytes Kafka returned when they
+    are one JSON document (checked one by one: joined, two broken values could pass as
+    one), else as the envelope writes it (a JSON string, base64 for binary); a
+    transform's output as it is. The check is written out: it runs for every record."""
+    parse, starts, limit = thread_parse(), JSON_START, SIMDJSON_MAX
+    values: list[bytes] = []
+    add = values.append
+    for item in items:
+        if type(item) is Record:
+            raw = item.value
+        elif item.data is ENVELOPE:
+            raw = item.record.value
+        else:
+            add(exact_dumps(item.data))
+            continue
+        if raw and raw[0] in starts and len(raw) <= limit:
+            try:
+                parse(raw)  # dropped at once, freeing the parser
+            except (ValueError, RuntimeError):
+                add(value_json(raw))  # not for simdjson: is_json decides
+            else:
+                add(raw)
+        else:
+            add(value_json(raw))
+    return b"[" + b",".join(values) + b"]"

@@ -80,7 +80,7 @@ def build_processor(
     # envelope of its bytes), whatever the filter saw.
     as_read = decoder is not None and spec.sink.record_format == "source"
     if matches is None and transform is None and (decoder is None or as_read):
-        return _pass_through
+        return pass_through
 
     make_envelope = build_envelope if decoder is None else decoder.envelope
 
@@ -100,7 +100,10 @@ def build_processor(
             except Exception as error:
                 return RecordFailure("filter", f"{type(error).__name__}: {error}")
         if transform is None:
-            return _ENVELOPE_ONLY if as_read else [envelope]
+            # Nothing changed the envelope: the payload writes it from the record's bytes
+            # (values exactly as sent, no re-serialisation), as for pass-through records;
+            # a decoded (schema registry) value is sent decoded unless recordFormat source.
+            return _ENVELOPE_ONLY if decoder is None or as_read else [envelope]
         try:
             return transform(envelope)
         except RecordTransformError as error:
@@ -111,9 +114,10 @@ def build_processor(
     return process
 
 
-def _pass_through(_record: Record) -> Processed:
+def pass_through(_record: Record) -> Processed:
     """No filter, no transform: the event's data is the record's envelope, which the
-    payload encodes straight into the request (decoding bytes never fails)."""
+    payload encodes straight into the request (decoding bytes never fails). The lane knows
+    this processor and skips calling it (the record is its own event)."""
     return _ENVELOPE_ONLY
 
 

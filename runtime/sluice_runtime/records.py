@@ -22,9 +22,30 @@ Stage = Literal["decode", "filter", "transform", "deliver"]
 """Where a record failed; also the ``sluice.error.stage`` header of a dead-lettered record."""
 
 
+class _Envelope:
+    """Event data meaning "this record's envelope", encoded only when the request is built.
+
+    The pipeline's fast path when nothing reads the envelope in Python (no filter, no
+    transform): the payload writes the envelope straight into the request body, embedding
+    the value as the bytes Kafka returned, with no dict or intermediate bytes per record.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ENVELOPE"
+
+
+ENVELOPE = _Envelope()
+
+
 @dataclass(slots=True, init=False)
 class Record:
-    """One Kafka record as read."""
+    """One Kafka record as read.
+
+    A record that passes through unchanged is its own event (``Deliverable``: its data is
+    its envelope, its index 0), so the lane makes no ``Event`` object for it.
+    """
 
     topic: str
     partition: int
@@ -59,6 +80,36 @@ class Record:
     def event_id(self) -> str:
         return f"{self.topic}-{self.partition}-{self.offset}"
 
+    # As a pass-through event (Deliverable).
+    @property
+    def record(self) -> Record:
+        return self
+
+    @property
+    def data(self) -> Any:
+        return ENVELOPE
+
+    @property
+    def index(self) -> int:
+        return 0
+
+
+class Deliverable(Protocol):
+    """What the window, the payload, delivery and the ledger read of an event: an
+    ``Event``, or a ``Record`` passing through unchanged."""
+
+    @property
+    def record(self) -> Record: ...
+
+    @property
+    def data(self) -> Any: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def event_id(self) -> str: ...
+
 
 @dataclass(slots=True)
 class Event:
@@ -76,7 +127,7 @@ class Event:
 
 @dataclass(slots=True)
 class Batch:
-    events: list[Event]
+    events: list[Deliverable]
     trigger: str  # count | bytes | interval | drain
     size: int = 0
 

@@ -19,7 +19,7 @@ import orjson
 from sluice_runtime.config import Connector
 from sluice_runtime.contract import BEARER_TOKEN_ENV
 from sluice_runtime.payload import Request, build_request
-from sluice_runtime.records import Event
+from sluice_runtime.records import Deliverable
 from sluice_runtime.transport import (
     Answer,
     LeanTransport,
@@ -105,11 +105,13 @@ class HttpSink:
         self._timeouts = Timeouts(spec.timeout, spec.timeout, spec.timeout, spec.timeout)
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def prepare(self, events: Sequence[Event]) -> Request:
+    def prepare(self, events: Sequence[Deliverable]) -> Request:
         """The request for these events, built ahead of sending (see ``send``)."""
         return build_request(events, self.format, self.source)
 
-    async def send(self, events: Sequence[Event], prepared: Request | None = None) -> SendResult:
+    async def send(
+        self, events: Sequence[Deliverable], prepared: Request | None = None
+    ) -> SendResult:
         try:
             payload = prepared if prepared is not None else self.prepare(events)
         except Exception as error:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sluice_runtime.records import Batch, Event
+from sluice_runtime.records import Batch, Deliverable, Record
 
 _NONE_CLOSED: list[Batch] = []  # shared and never changed: add() closed nothing
 
@@ -16,14 +16,14 @@ class Batcher:
     max_messages: int
     max_bytes: int
     max_interval: float
-    _items: list[Event] = field(default_factory=list)
+    _items: list[Deliverable] = field(default_factory=list)
     _bytes: int = 0
     _opened_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, event: Event, size: int, now: float) -> list[Batch]:
+    def add(self, event: Deliverable, size: int, now: float) -> list[Batch]:
         """Add one event; returns the batches this closes (none, or one or two)."""
         items = self._items
         if items and self._bytes + size < self.max_bytes and len(items) + 1 < self.max_messages:
@@ -43,6 +43,38 @@ class Batcher:
             closed.append(self.flush("count"))
         elif self._bytes >= self.max_bytes:
             closed.append(self.flush("bytes"))
+        return closed
+
+    def add_records(self, records: list[Record], now: float) -> list[Batch]:
+        """``add`` for each record as its own event (records that pass through), with the
+        same batches as a result; runs of records that fit the open batch without closing
+        it go in with one list extend, not one call each."""
+        closed: list[Batch] = []
+        items = self._items
+        index, end = 0, len(records)
+        while index < end:
+            items = self._items
+            if items:
+                room = self.max_messages - len(items) - 1  # the closing one goes through add
+                if room > 0:
+                    run = records[index : index + room]
+                    size = sum([record.size for record in run])
+                    if self._bytes + size < self.max_bytes:
+                        items.extend(run)
+                        self._bytes += size
+                        index += len(run)
+                        continue
+            # One by one until a batch closes (the byte bound is exact there), or the first
+            # record of a batch opened it.
+            while index < end:
+                record = records[index]
+                index += 1
+                done = self.add(record, record.size, now)
+                if done:
+                    closed += done
+                    break
+                if len(self._items) == 1:
+                    break
         return closed
 
     def until_next(self, now: float) -> float | None:

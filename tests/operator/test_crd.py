@@ -92,6 +92,7 @@ def test_fields_carry_manifest_defaults_bounds_and_enums() -> None:
     assert spec["sink"]["properties"]["format"]["enum"] == [
         "cloudevents-batch",
         "json-array",
+        "json-values",
         "cloudevents-binary",
     ]
     rate = spec["delivery"]["properties"]["rateLimit"]["properties"]["requestsPerSecond"]

@@ -130,6 +130,8 @@ def test_the_fast_path_writes_what_the_dict_path_writes(
         slow = build_request([Event(record, envelope, index)], fmt, '/s"\\x')
         assert exactjson.loads(fast.body) == exactjson.loads(slow.body)
         assert fast.headers == slow.headers
+    values = build_request([Event(record, ENVELOPE, index)], "json-values", '/s"\\x')
+    assert exactjson.loads(values.body) == [envelope["value"]]
 
 
 def test_a_batch_mixing_encoded_and_plain_data() -> None:
@@ -139,8 +141,9 @@ def test_a_batch_mixing_encoded_and_plain_data() -> None:
     assert events[1]["data"] == {"made": "by a UDF"}
 
 
+@pytest.mark.parametrize("fmt", ["cloudevents-batch", "json-array"])
 @pytest.mark.parametrize("topic", ["views", "@P%d@T", "\x01P%s", 'q"\\u'])
-def test_a_long_pass_through_batch_matches_the_dict_path(topic: str) -> None:
+def test_a_long_pass_through_batch_matches_the_dict_path(topic: str, fmt: str) -> None:
     """Batches longer than one formatting chunk and of several partitions, with keys of
     every kind and topic names that look like the template's own syntax."""
     keys = [b"user-1", None, b"42", b'"quoted"', b"\xff\xfe", b"caf\xc3\xa9"]
@@ -148,12 +151,53 @@ def test_a_long_pass_through_batch_matches_the_dict_path(topic: str) -> None:
         Record(topic, offset // 70, offset, 1732700000000 + offset, keys[offset % 6], b"[1]")
         for offset in range(150)
     ]
-    fast = build_request([Event(r, ENVELOPE) for r in records], "cloudevents-batch", SOURCE)
-    slow = build_request(
-        [Event(r, build_envelope(r)) for r in records], "cloudevents-batch", SOURCE
-    )
+    fast = build_request([Event(r, ENVELOPE) for r in records], fmt, SOURCE)
+    slow = build_request([Event(r, build_envelope(r)) for r in records], fmt, SOURCE)
     assert orjson.loads(fast.body) == orjson.loads(slow.body)
     assert len(orjson.loads(fast.body)) == 150
+
+
+def test_json_values_carries_each_value_as_it_arrived() -> None:
+    """The function gets the very bytes that were produced when they are JSON (number
+    formats, key order, spacing, integers of any width); anything else as the envelope
+    writes it; a transform's output as it is."""
+    produced = [
+        b'{"b": 1.50,  "a": 123456789012345678901234567890}',
+        b"plain text",
+        b"\xff\x00",
+        None,
+        b" [1, 2] ",
+        b'{"broken": ',
+    ]
+    items = [Event(record(offset), ENVELOPE) for offset in range(len(produced))]
+    for item, value in zip(items, produced, strict=True):
+        item.record.value = value
+    items.append(Event(record(9), {"made": "by a transform"}))
+    request = build_request(items, "json-values", SOURCE)
+    assert request.headers["content-type"] == "application/json"
+    assert request.body.startswith(b'[{"b": 1.50,  "a": 123456789012345678901234567890},')
+    assert b",null, [1, 2] ," in request.body
+    assert exactjson.loads(request.body) == [
+        {"b": 1.5, "a": 123456789012345678901234567890},
+        "plain text",
+        "/wA=",
+        None,
+        [1, 2],
+        '{"broken": ',
+        {"made": "by a transform"},
+    ]
+
+
+def test_json_values_checks_each_value_not_only_the_joined_array() -> None:
+    """Two broken halves joined with a comma look like one valid element; each value is
+    checked on its own, so they arrive as two strings, never as a merged element."""
+    halves = [b'{"a": "x}', b'{"b": "}', b'{"c": 1},{"d": 2}']
+    items = [Event(record(offset), ENVELOPE) for offset in range(3)]
+    for item, value in zip(items, halves, strict=True):
+        item.record.value = value
+    assert orjson.loads(build_request(items, "json-values", SOURCE).body) == [
+        half.decode() for half in halves
+    ]
 
 
 @pytest.mark.parametrize(
