@@ -23,6 +23,7 @@ from sluice_runtime.contract import (
     CONFIG_PATH,
     KAFKA_AUTH_SECRET_KEYS,
     METRICS_PORT,
+    SCHEMA_REGISTRY_SECRET_KEYS,
     UDF_DIR,
     UDF_FILE,
     UDF_FILE_ENV,
@@ -193,6 +194,12 @@ def build_env(connector: Connector) -> list[dict[str, Any]]:
         env += [
             _secret_env(variable, auth.secret_ref.name, key, optional=True)
             for variable, key in KAFKA_AUTH_SECRET_KEYS.items()
+        ]
+    registry = spec.source.kafka.schema_registry
+    if registry is not None and registry.auth is not None:
+        env += [
+            _secret_env(variable, registry.auth.secret_ref.name, key, optional=True)
+            for variable, key in SCHEMA_REGISTRY_SECRET_KEYS.items()
         ]
     if spec.sink.auth is not None:
         ref = spec.sink.auth.bearer_token_secret_ref

@@ -27,9 +27,15 @@ from sluice_runtime.delivery import Deliverer
 from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
-from sluice_runtime.processors import Processor, build_processor
+from sluice_runtime.processors import ChunkProcessor, Processor, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
+from sluice_runtime.schemas.decoder import RecordDecoder, build_decoder
+from sluice_runtime.schemas.runtime import (
+    build_chunk_processor,
+    build_udf_chunk_processor,
+    with_json_formats,
+)
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import KafkaReader, kafka_auth_settings
 from sluice_runtime.transform import load_udf_source
@@ -106,7 +112,18 @@ class DataPlane:
         """Run until SIGTERM/SIGINT or ``stop()``."""
         loop = asyncio.get_running_loop()
         spec = self.connector.spec
-        processor, udf_pool = await self._processing()
+        # Keys or values from a schema registry: schemas are fetched off the loop, so the
+        # records are processed in chunks that can wait for them (schemas/runtime.py).
+        decoder = build_decoder(spec.source.kafka)
+        processor, udf_pool = await self._processing(decoder)
+        chunk_processor: ChunkProcessor | None = udf_pool.process if udf_pool is not None else None
+        if decoder is not None:
+            if chunk_processor is not None:
+                chunk_processor = build_udf_chunk_processor(chunk_processor, decoder)
+            else:
+                assert processor is not None
+                chunk_processor = build_chunk_processor(processor, decoder)
+                processor = None
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
@@ -133,7 +150,7 @@ class DataPlane:
                 delivery=spec.delivery,
                 buffer=spec.runtime.buffer,
                 processor=processor,
-                chunk_processor=udf_pool.process if udf_pool is not None else None,
+                chunk_processor=chunk_processor,
                 deliverer=deliverer,
                 failures=failures,
                 metrics=self.metrics,
@@ -166,20 +183,24 @@ class DataPlane:
             await sink.close()
             if udf_pool is not None:
                 await udf_pool.close()
+            if decoder is not None and decoder.registry is not None:
+                decoder.registry.close()
             if dead_letter is not None:
                 dead_letter.close()
             if self.health is not None:
                 self.health.stop()
 
-    async def _processing(self) -> tuple[Processor | None, UdfPool | None]:
+    async def _processing(
+        self, decoder: RecordDecoder | None
+    ) -> tuple[Processor | None, UdfPool | None]:
         """The in-process processor, or, for a UDF, its worker process (started, with the
         UDF module imported: a SpecError when it cannot be)."""
         transform = self.connector.spec.transform
         if transform is None or transform.udf is None:
-            return build_processor(self.connector, self.base_dir), None
+            return build_processor(self.connector, self.base_dir, decoder=decoder), None
         source = load_udf_source(transform.udf, self.base_dir, ("spec", "transform", "udf"))
         make_undumpable()
-        pool = UdfPool(self.connector, source)
+        pool = UdfPool(with_json_formats(self.connector), source)
         await pool.start()
         return None, pool
 

@@ -69,6 +69,41 @@ class KafkaAuth(Model):
     )
 
 
+class SchemaRegistryAuth(Model):
+    """Credentials for the schema registry, always by reference to a Secret.
+
+    The Secret's keys are read into the runtime's environment: ``username`` and ``password``
+    (HTTP basic auth), or ``token`` (``Authorization: Bearer``), and ``ca.crt`` (TLS trust)
+    with ``tls.crt`` / ``tls.key`` (mutual TLS); missing keys are simply not used.
+    """
+
+    secret_ref: SecretRef = Field(description="Secret holding the credentials.")
+
+
+class SchemaRegistry(Model):
+    """A Confluent-compatible schema registry holding the schemas of registry-encoded records."""
+
+    url: str = Field(
+        min_length=1,
+        description="Base URL of the registry's Confluent-compatible API "
+        "(for Apicurio Registry, ending in /apis/ccompat/v7).",
+    )
+    auth: SchemaRegistryAuth | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"schemaRegistry.url must start with http:// or https://, got {url!r}")
+        return url
+
+
+RecordFormat = Literal["json", "avro", "protobuf", "json-schema", "string", "bytes"]
+"""How a record's key or value bytes are read (docs/schemas.md)."""
+REGISTRY_FORMATS: Final = frozenset({"avro", "protobuf", "json-schema"})
+"""Formats in the registry's wire format: magic byte, schema id, payload."""
+
+
 class KafkaSource(Model):
     """The Kafka topics to consume and how to reach them."""
 
@@ -82,6 +117,26 @@ class KafkaSource(Model):
         default="latest", description="Where a new consumer group starts reading."
     )
     auth: KafkaAuth | None = None
+    key_format: RecordFormat = Field(
+        default="json",
+        description="How record keys are decoded: json (JSON when the bytes are JSON, else "
+        "text or base64), avro, protobuf or json-schema (registry wire format, needs "
+        "schemaRegistry), string, or bytes (base64).",
+    )
+    value_format: RecordFormat = Field(
+        default="json", description="How record values are decoded; as keyFormat."
+    )
+    schema_registry: SchemaRegistry | None = Field(
+        default=None,
+        description="Where avro, protobuf and json-schema keys and values find their schemas.",
+    )
+
+    @model_validator(mode="after")
+    def _registry_when_needed(self) -> KafkaSource:
+        for field, value in (("keyFormat", self.key_format), ("valueFormat", self.value_format)):
+            if value in REGISTRY_FORMATS and self.schema_registry is None:
+                raise ValueError(f"{field} {value} needs source.kafka.schemaRegistry")
+        return self
 
     @field_validator("topics")
     @classmethod
@@ -279,6 +334,12 @@ class Sink(Model):
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Static request headers.")
     auth: BearerAuth | None = None
+    record_format: Literal["decoded", "source"] = Field(
+        default="decoded",
+        description="decoded: the envelope carries keys and values as keyFormat and "
+        "valueFormat decode them; source: as the record's original bytes (JSON, text or "
+        "base64), while filters still see the decoded record.",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -464,6 +525,11 @@ class ConnectorSpec(Model):
     def _cross_field(self) -> ConnectorSpec:
         if self.sink.format == "cloudevents-binary" and self.window.max_messages != 1:
             raise ValueError("sink.format cloudevents-binary needs window.maxMessages: 1")
+        if self.sink.record_format == "source" and self.transform is not None:
+            raise ValueError(
+                "sink.recordFormat source sends the records as read, so it cannot be "
+                "combined with a transform"
+            )
         return self
 
 

@@ -42,5 +42,15 @@ KAFKA_AUTH_SECRET_KEYS: Final = {
 }
 """Environment variable → the key of source.kafka.auth's Secret it is filled from."""
 
+SCHEMA_REGISTRY_SECRET_KEYS: Final = {
+    "SLUICE_SCHEMA_REGISTRY_USERNAME": "username",
+    "SLUICE_SCHEMA_REGISTRY_PASSWORD": "password",
+    "SLUICE_SCHEMA_REGISTRY_TOKEN": "token",
+    "SLUICE_SCHEMA_REGISTRY_CA_PEM": "ca.crt",
+    "SLUICE_SCHEMA_REGISTRY_CERT_PEM": "tls.crt",
+    "SLUICE_SCHEMA_REGISTRY_KEY_PEM": "tls.key",
+}
+"""Environment variable → the key of source.kafka.schemaRegistry.auth's Secret it is filled from."""
+
 ERROR_HEADER_PREFIX: Final = "sluice.error."
 """Headers that dead-lettered records carry: stage, reason, status, attempts, topic, ..."""

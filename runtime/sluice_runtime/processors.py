@@ -15,6 +15,8 @@ from typing import Any
 from sluice_runtime.config import Connector
 from sluice_runtime.envelope import ENVELOPE, build_envelope
 from sluice_runtime.records import Record, RecordFailure
+from sluice_runtime.schemas.decoder import RecordDecoder, SchemaNotCached, build_decoder
+from sluice_runtime.schemas.wire import DecodeError
 
 Processed = list[Any] | RecordFailure
 """Event data items to deliver ([] = filtered out or dropped by a UDF), or a failure."""
@@ -31,12 +33,18 @@ def build_processor(
     udf_source: str | None = None,
     *,
     udf_in_worker: bool = False,
+    decoder: RecordDecoder | None = None,
 ) -> Processor:
     """Compile the Connector's filter and transform into one function of a record, run in
     this process (running a UDF's module code); raises SpecError naming the field when one
     does not compile. ``udf_source`` is the UDF's source when the caller has it already
     (else it is loaded as the spec says). The runtime itself runs UDFs in worker processes
-    (``udf_pool.py``), which call this."""
+    (``udf_pool.py``), which call this.
+
+    ``decoder`` reads keys and values as source.kafka.keyFormat / valueFormat say (Avro,
+    Protobuf, ...); the runtime passes one that raises SchemaNotCached, which this function
+    lets through, when a schema must be fetched first (``schemas/runtime.py``). Without one,
+    a spec that needs it gets a decoder that fetches schemas in place (offline tools)."""
     from sluice_runtime.patterns import compile_pattern, compile_patterns
     from sluice_runtime.transform import (
         RecordTransformError,
@@ -46,6 +54,8 @@ def build_processor(
     )
 
     spec = connector.spec
+    if decoder is None:
+        decoder = build_decoder(spec.source.kafka, fetch_in_place=True)
     matches: Callable[[Any], bool] | None = None
     if spec.filter is not None and spec.filter.pattern is not None:
         matches = compile_pattern(spec.filter.pattern, ("spec", "filter", "pattern"))
@@ -66,12 +76,21 @@ def build_processor(
             udf_in_worker=udf_in_worker,
         )
 
-    if matches is None and transform is None:
+    # sink.recordFormat source: the event carries the record as read (the pass-through
+    # envelope of its bytes), whatever the filter saw.
+    as_read = decoder is not None and spec.sink.record_format == "source"
+    if matches is None and transform is None and (decoder is None or as_read):
         return _pass_through
+
+    make_envelope = build_envelope if decoder is None else decoder.envelope
 
     def process(record: Record) -> Processed:
         try:
-            envelope = build_envelope(record)
+            envelope = make_envelope(record)
+        except SchemaNotCached:
+            raise
+        except DecodeError as error:
+            return RecordFailure("decode", error.reason)
         except Exception as error:  # decoding must never take the process down
             return RecordFailure("decode", f"{type(error).__name__}: {error}")
         if matches is not None:
@@ -81,7 +100,7 @@ def build_processor(
             except Exception as error:
                 return RecordFailure("filter", f"{type(error).__name__}: {error}")
         if transform is None:
-            return [envelope]
+            return _ENVELOPE_ONLY if as_read else [envelope]
         try:
             return transform(envelope)
         except RecordTransformError as error:

@@ -1,0 +1,228 @@
+"""The schema registry client: schemas fetched by id once, compiled once, kept by id.
+
+Only the Confluent-compatible read API is used (``GET /schemas/ids/{id}`` and, for schema
+references, ``GET /subjects/{subject}/versions/{version}``), which Confluent Schema Registry,
+Apicurio Registry (``/apis/ccompat/v7``), Karapace and Redpanda all serve.
+
+Fetching is blocking HTTP, so the runtime runs it in a thread (:meth:`Registry.fetch_async`)
+and never on the event loop. A registry that cannot be reached, or answers with an error
+other than "no such schema", is retried with a bounded backoff for as long as it takes: the
+record waits (and so does its partition), it is never failed for an outage, and no offset is
+committed past it. Only a schema the registry says does not exist fails the record
+(SCHEMA_NOT_FOUND); that answer is remembered for a short while, then asked again, so a
+schema registered late is found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from sluice_runtime.config import SchemaRegistry
+from sluice_runtime.contract import SCHEMA_REGISTRY_SECRET_KEYS
+from sluice_runtime.schemas.wire import SCHEMA_NOT_FOUND, DecodeError
+
+log = logging.getLogger("sluice.schemas")
+
+REQUEST_TIMEOUT: Final = 10.0
+RETRY_FIRST: Final = 0.5
+RETRY_MAX: Final = 15.0
+"""Backoff between attempts while the registry is unreachable: doubling, capped here."""
+NOT_FOUND_TTL: Final = 30.0
+"""How long "no such schema" is believed before the registry is asked again."""
+
+_ENV = {key: variable for variable, key in SCHEMA_REGISTRY_SECRET_KEYS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySchema:
+    """A schema as the registry holds it, with the schemas it references (by name)."""
+
+    schema_type: str  # AVRO, PROTOBUF or JSON
+    text: str
+    references: dict[str, RegistrySchema] = field(default_factory=dict)
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not answer; retried, never a record's failure."""
+
+
+Decoder = Callable[[bytes], Any]
+"""Payload bytes (after the wire-format header) → the JSON value of the record."""
+Compiler = Callable[[RegistrySchema, int], Decoder]
+"""(schema, id) → its decoder; raises DecodeError when the schema cannot be used."""
+
+
+class _NotFound:
+    __slots__ = ("detail", "until")
+
+    def __init__(self, detail: str, until: float) -> None:
+        self.detail = detail
+        self.until = until
+
+
+class Registry:
+    """Schemas by id for one registry, compiled for one wire format each."""
+
+    def __init__(self, spec: SchemaRegistry, environ: dict[str, str] | None = None) -> None:
+        self.url = spec.url.rstrip("/")
+        self._environ = dict(os.environ if environ is None else environ)
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()  # one fetch at a time; the cache is read without it
+        # (format, id) → decoder; only ever added to, so lookups need no lock.
+        self.decoders: dict[tuple[str, int], Decoder] = {}
+        self._missing: dict[tuple[str, int], _NotFound] = {}
+        self._schemas: dict[int, RegistrySchema] = {}
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def cached(self, fmt: str, schema_id: int) -> Decoder | None:
+        """The decoder when known; raises DecodeError(SCHEMA_NOT_FOUND) for a schema the
+        registry recently said it does not hold; None when the registry must be asked."""
+        decoder = self.decoders.get((fmt, schema_id))
+        if decoder is not None:
+            return decoder
+        missing = self._missing.get((fmt, schema_id))
+        if missing is not None and missing.until > time.monotonic():
+            raise DecodeError(SCHEMA_NOT_FOUND, missing.detail)
+        return None
+
+    def resolve(self, fmt: str, schema_id: int, compile_schema: Compiler) -> None:
+        """Fetch and compile schema ``schema_id`` (blocking: call off the event loop).
+        Afterwards :meth:`cached` answers for it; RegistryUnavailable when the registry
+        could not be asked."""
+        with self._lock:
+            if self.decoders.get((fmt, schema_id)) is not None:
+                return
+            try:
+                schema = self._schema(schema_id)
+            except DecodeError as error:
+                self._missing[fmt, schema_id] = _NotFound(
+                    error.reason.split(": ", 1)[1], time.monotonic() + NOT_FOUND_TTL
+                )
+                return
+            try:
+                decoder = compile_schema(schema, schema_id)
+            except DecodeError as error:
+                # A schema of another format, or one that does not compile: every record
+                # naming it fails the same way, so the answer is kept like "not found".
+                self._missing[fmt, schema_id] = _NotFound(
+                    error.reason.split(": ", 1)[1], time.monotonic() + NOT_FOUND_TTL
+                )
+                return
+            self._missing.pop((fmt, schema_id), None)
+            self.decoders[fmt, schema_id] = decoder
+
+    async def fetch_async(self, fmt: str, schema_id: int, compile_schema: Compiler) -> None:
+        """:meth:`resolve` in a thread, retried with backoff until the registry answers."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await asyncio.to_thread(self.resolve, fmt, schema_id, compile_schema)
+                return
+            except RegistryUnavailable as error:
+                log.warning(
+                    "Schema registry unavailable fetching schema %d (%s); retrying in %.1fs, "
+                    "the record waits",
+                    schema_id,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _schema(self, schema_id: int) -> RegistrySchema:
+        known = self._schemas.get(schema_id)
+        if known is not None:
+            return known
+        body = self._get(f"/schemas/ids/{schema_id}", f"schema id {schema_id}")
+        schema = self._with_references(body, depth=0)
+        self._schemas[schema_id] = schema
+        return schema
+
+    def _with_references(self, body: dict[str, Any], depth: int) -> RegistrySchema:
+        if depth > 16:
+            raise DecodeError(SCHEMA_NOT_FOUND, "schema references nest more than 16 deep")
+        references: dict[str, RegistrySchema] = {}
+        for reference in body.get("references") or []:
+            subject, version = str(reference["subject"]), reference["version"]
+            referenced = self._get(
+                f"/subjects/{quote(subject, safe='')}/versions/{version}",
+                f"referenced schema {subject} version {version}",
+            )
+            references[str(reference["name"])] = self._with_references(referenced, depth + 1)
+        return RegistrySchema(
+            str(body.get("schemaType") or "AVRO"), str(body["schema"]), references
+        )
+
+    def _get(self, path: str, what: str) -> dict[str, Any]:
+        try:
+            response = self._http().get(self.url + path)
+        except httpx.HTTPError as error:
+            raise RegistryUnavailable(f"{type(error).__name__}: {error}") from None
+        if response.status_code == 404:
+            raise DecodeError(SCHEMA_NOT_FOUND, f"the registry holds no {what}")
+        if response.status_code != 200:
+            raise RegistryUnavailable(f"HTTP {response.status_code} for {what}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryUnavailable(f"an answer for {what} that is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
+            raise RegistryUnavailable(f"an answer for {what} without a schema")
+        return body
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=REQUEST_TIMEOUT,
+                auth=self._auth(),
+                headers=self._bearer(),
+                verify=self._tls(),
+                follow_redirects=True,
+            )
+        return self._client
+
+    def _secret(self, key: str) -> str:
+        return self._environ.get(_ENV[key], "")
+
+    def _auth(self) -> httpx.BasicAuth | None:
+        username, password = self._secret("username"), self._secret("password")
+        return httpx.BasicAuth(username, password) if username else None
+
+    def _bearer(self) -> dict[str, str]:
+        token = self._secret("token")
+        return {"authorization": f"Bearer {token}"} if token else {}
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        ca, cert, key = self._secret("ca.crt"), self._secret("tls.crt"), self._secret("tls.key")
+        if not (ca or cert):
+            return True
+        context = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+        if cert and key:
+            # ssl loads client certificates from files only; they live as long as the load.
+            with tempfile.TemporaryDirectory() as folder:
+                cert_file, key_file = f"{folder}/tls.crt", f"{folder}/tls.key"
+                for path, text in ((cert_file, cert), (key_file, key)):
+                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+                        out.write(text)
+                context.load_cert_chain(cert_file, key_file)
+        return context
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
