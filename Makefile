@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY_SOURCES := operator runtime cli testkit tests e2e bench conftest.py
 
 .PHONY: help venv lock lint format test unit bench kafka-up kafka-down cluster-up cluster-down \
-        node-up node-down image infra clean-cache demo
+        node-up node-down image infra clean-cache demo registry-up registry-down
 
 help:
 	@echo "make test          install everything needed, then lint, type-check and run all tests"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench         run the benchmarks against a real broker (figures in bench-results/)"
 	@echo "make kafka-up      start the local Kafka broker (127.0.0.1:19092); kafka-down stops it"
 	@echo "make cluster-up    start the local Kubernetes API server; cluster-down stops it"
+	@echo "make registry-up   start the local schema registry (Confluent API); registry-down stops it"
 	@echo "make node-up       join a real node (containerd, kubelet) to it; node-down stops it"
 	@echo "make image         build the Sluice image without Docker (OCI layout, cached)"
 
@@ -67,6 +68,7 @@ format: venv
 
 infra:
 	@scripts/kafka.sh fetch
+	@scripts/registry.sh fetch
 	@scripts/event-ruler.sh classpath >/dev/null
 	@scripts/cluster.sh build
 	@scripts/helm.sh >/dev/null
@@ -85,6 +87,10 @@ kafka-up:
 	@scripts/kafka.sh up
 kafka-down:
 	@scripts/kafka.sh down
+registry-up:
+	@scripts/registry.sh up
+registry-down:
+	@scripts/registry.sh down
 cluster-up:
 	@scripts/cluster.sh up
 cluster-down:
@@ -99,6 +105,7 @@ image:
 clean-cache:
 	@scripts/node.sh clean
 	@scripts/kafka.sh clean
+	@scripts/registry.sh clean
 	@scripts/cluster.sh clean
 
 demo: venv infra

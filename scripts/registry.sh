@@ -3,17 +3,13 @@
 # (open source, from Maven Central), its in-memory storage, serving the Confluent API under
 # /apis/ccompat/v7. Maven Central carries the registry's application module as a plain jar,
 # so scripts/registry/pom.xml assembles the runnable Quarkus application from it (once,
-# cached outside git like the Kafka jars).
+# cached outside git like the Kafka jars). Version 2.4: the newest whose modules Maven
+# Central serves in full (3.x lacks its schema-util, config and serde modules there).
 #
 #   scripts/registry.sh fetch    build the application (once)
 #   scripts/registry.sh up       start it, wait until it is ready, print its URL
 #   scripts/registry.sh down     stop it
 #   scripts/registry.sh status   say whether it runs
-#
-# STATUS: does not build on this project's machines. Maven Central (as reachable here) lacks
-# modules the registry needs: 3.x misses its own schema-util, config and serde modules; 2.x
-# builds as far as Quarkus' bean validation, then finds no storage (the storage-sql and
-# storage-kafkasql modules are not served). Kept as the record of the attempt (issue 13).
 #
 # Environment: SLUICE_REGISTRY_PORT (default 18081), SLUICE_REGISTRY_HEAP (default 384m).
 set -euo pipefail
@@ -30,13 +26,15 @@ PIDFILE="$DIR/registry.pid"
 LOGFILE="$DIR/registry.log"
 URL="http://127.0.0.1:$PORT/apis/ccompat/v7"
 
+RUNNER="$APP/sluice-schema-registry-1-runner.jar"
+
 app_ok() {
-  [ -f "$APP/.complete" ] && unzip -tq "$APP/quarkus-app/quarkus-run.jar" >/dev/null 2>&1
+  [ -f "$APP/.complete" ] && unzip -tq "$RUNNER" >/dev/null 2>&1
 }
 
 cmd_fetch() {
   app_ok && return 0
-  need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless), or set SLUICE_TEST_SCHEMA_REGISTRY to use an existing registry"
+  need java "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless), or set SLUICE_TEST_SCHEMA_REGISTRY to use an existing registry"
   need mvn "install Maven (Debian: apt-get install maven) to build the schema registry"
   log "building Apicurio Registry $VERSION from Maven Central into $APP (first time only)"
   rm -rf "$APP"
@@ -44,7 +42,8 @@ cmd_fetch() {
   cp "$POM" "$APP/build/pom.xml"
   (cd "$APP/build" && mvn -q -B package -DskipTests >"$APP/build.log" 2>&1) ||
     die "building the schema registry failed; see $APP/build.log"
-  mv "$APP/build/target/quarkus-app" "$APP/quarkus-app"
+  # The registry's build settings ask for Quarkus' legacy layout: a runner jar and lib/.
+  mv "$APP/build/target/sluice-schema-registry-1-runner.jar" "$APP/build/target/lib" "$APP/"
   rm -rf "$APP/build"
   touch "$APP/.complete"
   app_ok || die "the built registry does not open; delete $APP and retry"
@@ -72,7 +71,7 @@ cmd_up() {
   setsid bash -c 'exec "$@"' _ java -Xms64m "-Xmx$HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Djava.awt.headless=true -Dquarkus.http.host=127.0.0.1 "-Dquarkus.http.port=$PORT" \
     -Dquarkus.log.level=WARN -Dquarkus.log.category.io.apicurio.level=WARN \
-    -jar "$APP/quarkus-app/quarkus-run.jar" >"$LOGFILE" 2>&1 </dev/null &
+    -jar "$RUNNER" >"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   local rc=0
   wait_until 120 "the schema registry on 127.0.0.1:$PORT" "$PIDFILE" registry_ready || rc=$?
