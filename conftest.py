@@ -4,7 +4,9 @@ Both are started on first use (session scope) by the project's scripts and stopp
 end, unless they were already running or the environment names existing ones:
 
 - ``SLUICE_TEST_KAFKA``: bootstrap address of a broker to use instead (nothing is started);
-- ``SLUICE_TEST_KUBECONFIG``: kubeconfig of a cluster to use instead (nothing is started).
+- ``SLUICE_TEST_KUBECONFIG``: kubeconfig of a cluster to use instead (nothing is started);
+- ``SLUICE_TEST_SCHEMA_REGISTRY``: URL of a Confluent-compatible schema registry to use
+  instead (nothing is started).
 
 Each test gets its own topics and its own namespace, so tests never see each other's data.
 """
@@ -63,6 +65,19 @@ def kafka_bootstrap() -> Iterator[str]:
     yield address
     if started:
         _script("kafka.sh", "down")
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[str]:
+    """URL of a real Confluent-compatible schema registry (Apicurio Registry's ccompat API)."""
+    external = os.environ.get("SLUICE_TEST_SCHEMA_REGISTRY")
+    if external:
+        yield external
+        return
+    url, started = _start("registry.sh", "the local schema registry")
+    yield url
+    if started:
+        _script("registry.sh", "down")
 
 
 @pytest.fixture(scope="session")
