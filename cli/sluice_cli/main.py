@@ -68,8 +68,21 @@ def _test_pattern(args: argparse.Namespace) -> int:
 
 def _test_transform(args: argparse.Namespace) -> int:
     from sluice_runtime.transform import run_test_transform
+    from sluice_runtime.transform.cli import RecordBytes, read_bytes_arg
 
-    return run_test_transform(args.file, args.event)
+    record = None
+    if args.value is not None or args.key is not None:
+        try:
+            record = RecordBytes(
+                value=read_bytes_arg(args.value, "--value") if args.value else None,
+                value_schema=Path(args.value_schema) if args.value_schema else None,
+                key=read_bytes_arg(args.key, "--key") if args.key else None,
+                key_schema=Path(args.key_schema) if args.key_schema else None,
+            )
+        except ValueError as error:
+            print(f"test-transform: {error}", file=sys.stderr)
+            return 2
+    return run_test_transform(args.file, args.event, record)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -118,7 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
         "test-transform", help="what the function would receive for one record"
     )
     transform.add_argument("-f", "--file", required=True, help="Connector manifest")
-    transform.add_argument("--event", required=True, help="record envelope JSON, or @file")
+    transform.add_argument("--event", help="record envelope JSON, or @file")
+    transform.add_argument(
+        "--value",
+        help="the record's value bytes as Kafka holds them (@file, or base64), decoded as "
+        "source.kafka.valueFormat says",
+    )
+    transform.add_argument(
+        "--value-schema", metavar="FILE", help="the schema to decode --value with (avro, ...)"
+    )
+    transform.add_argument("--key", help="the record's key bytes (@file, or base64)")
+    transform.add_argument("--key-schema", metavar="FILE", help="the schema for --key")
     transform.set_defaults(handler=_test_transform)
 
     add_operator_commands(sub)
