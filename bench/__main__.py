@@ -28,11 +28,13 @@ ROWS = (
     "patterns",
     "transforms",
     "http-client",
+    "throughput-avro",
 )
-KAFKA_ROWS = frozenset(ROWS[:7])
+KAFKA_ROWS = frozenset(ROWS[:7]) | {"throughput-avro"}
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
     "throughput-udf": (Target(">=", 80_000), "records/s"),
+    "throughput-avro": (Target(">=", 100_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
     "memory-large-records": (Target("<", 256.0), "MB"),
@@ -222,6 +224,14 @@ def _run_kafka_rows(
                             extra={"transform": {"udf": {"source": TRIVIAL_UDF}}},
                         ),
                     )
+                if "throughput-avro" in names:
+                    from bench.schemas import avro_row, schema_registry
+
+                    def avro() -> Row:
+                        with schema_registry(_log) as registry_url:
+                            return avro_row(ctx, registry_url, 30_000 if args.quick else 200_000)
+
+                    attempt("throughput-avro", avro)
                 if "latency-realtime" in names:
                     attempt("latency-realtime", lambda: latency_row(ctx))
                 if "memory-slow-sink" in names:

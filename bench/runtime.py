@@ -53,6 +53,7 @@ def manifest(
     sink: str,
     window: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    source_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "sluice.dev/v1alpha1",
@@ -73,6 +74,7 @@ def manifest(
         },
     }
     body["spec"].update(extra or {})
+    body["spec"]["source"]["kafka"].update(source_extra or {})
     return body
 
 
@@ -95,10 +97,11 @@ def start_runtime(
     grace: float = 10.0,
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
+    source_extra: dict[str, Any] | None = None,
 ) -> Child:
     group = ctx.kafka.group(tag)
     path = ctx.work / f"{tag}.json"
-    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra)
+    body = manifest(tag, ctx.kafka.bootstrap, topic, group, url, window, extra, source_extra)
     path.write_text(json.dumps(body))
     args = ["-f", str(path), "--grace", str(grace)]
     if profile is not None:
@@ -161,10 +164,13 @@ def throughput_pass(
     window: dict[str, Any],
     profile: Path | None = None,
     extra: dict[str, Any] | None = None,
+    source_extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     with function_server(ctx, tag) as (function, url):
         started = time.time()
-        with start_runtime(ctx, tag, topic, url, window, profile=profile, extra=extra) as runtime:
+        with start_runtime(
+            ctx, tag, topic, url, window, profile=profile, extra=extra, source_extra=source_extra
+        ) as runtime:
             runtime.expect(f"assigned {PARTITIONS}", 60)
             cpu_assigned = runtime.cpu_seconds() or 0.0
             fn_cpu_assigned = function.cpu_seconds() or 0.0

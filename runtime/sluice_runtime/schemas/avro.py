@@ -5,13 +5,18 @@ Values map to JSON as Avro's types suggest (docs/schemas.md): records → object
 maps, enums → symbol strings, unions → the branch's value, bytes and fixed → base64; the
 logical types to strings that keep them exact: decimal → "12.30", uuid → text, date →
 "2026-12-01", time → "23:59:58.250", timestamps → "2026-12-01T23:59:58.250Z" (local
-timestamps without the "Z"). A schema that has none of these types is read with no walk
-over its values at all.
+timestamps without the "Z"; microseconds and nanoseconds shown when the value has them).
+
+Decoding is most of the decode stage's cost, so the schema is prepared once per schema id:
+fastavro reads dates, times and timestamps as their plain numbers (no datetime objects) and
+one converter per schema writes just the fields that need it as strings; a schema with none
+of these types is read with no walk over its values at all.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import io
 from collections.abc import Callable
@@ -36,15 +41,17 @@ def compile_avro(schema: RegistrySchema, schema_id: int) -> Decoder:
             f"schema {schema_id} is {schema.schema_type}, not AVRO",
         )
     named: dict[str, Any] = {}
+    converters: dict[str, Convert | None] = {}
     try:
         for reference in _references_first(schema):
-            fastavro.parse_schema(orjson.loads(reference.text), named_schemas=named)
-        parsed = fastavro.parse_schema(orjson.loads(schema.text), named_schemas=named)
+            read, _ = _prepare(orjson.loads(reference.text), converters, "")
+            fastavro.parse_schema(read, named_schemas=named)
+        read, convert = _prepare(orjson.loads(schema.text), converters, "")
+        parsed = fastavro.parse_schema(read, named_schemas=named)
     except Exception as error:
         raise DecodeError(
             DESERIALIZATION_ERROR, f"schema {schema_id} is not a valid Avro schema: {error}"
         ) from None
-    convert = _converter(parsed, {})
     reader = fastavro.schemaless_reader
 
     def decode(payload: bytes) -> Any:
@@ -69,7 +76,7 @@ def compile_avro(schema: RegistrySchema, schema_id: int) -> Decoder:
 
 
 def decode_with_schema_text(schema_text: str, payload: bytes) -> Any:
-    """Decode one Avro payload with a schema given as text (``sluice test-transform``)."""
+    """Decode one Avro payload with a schema given as text."""
     return compile_avro(RegistrySchema("AVRO", schema_text), 0)(payload)
 
 
@@ -92,96 +99,174 @@ def _decimal(value: Decimal) -> str:
     return str(value)
 
 
-def _uuid(value: Any) -> str:
-    return str(value) if isinstance(value, UUID) else value
+_EPOCH = dt.datetime(1970, 1, 1)
+_seconds: dict[int, str] = {}  # records read together mostly share their second
 
 
-def _timestamp(value: dt.datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat(timespec=_precision(value)) + "Z"
-    return value.isoformat(timespec=_precision(value))
+def _second(seconds: int) -> str:
+    text = _seconds.get(seconds)
+    if text is None:
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        text = _seconds[seconds] = (_EPOCH + dt.timedelta(seconds=seconds)).isoformat()
+    return text
 
 
-def _precision(value: dt.datetime | dt.time) -> str:
-    return "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+def _fraction(units: int, digits: int) -> str:
+    """Milliseconds when the value has no finer part, else every digit it has."""
+    if digits > 3 and units % 10 ** (digits - 3) == 0:
+        return f".{units // 10 ** (digits - 3):03d}"
+    return f".{units:0{digits}d}"
 
 
-def _date(value: dt.date) -> str:
-    return value.isoformat()
+def _timestamp(digits: int, zone: str) -> Convert:
+    per_second = 10**digits
+
+    def convert(value: int) -> Any:
+        seconds, units = divmod(value, per_second)
+        try:
+            return _second(seconds) + _fraction(units, digits) + zone
+        except (OverflowError, ValueError):  # beyond year 9999: the number, as written
+            return value
+
+    return convert
 
 
-def _time(value: dt.time) -> str:
-    return value.isoformat(timespec=_precision(value))
+def _date(value: int) -> Any:
+    try:
+        return (_EPOCH + dt.timedelta(days=value)).date().isoformat()
+    except (OverflowError, ValueError):
+        return value
 
 
-_LOGICAL: dict[str, Convert] = {
-    "decimal": _decimal,
-    "uuid": _uuid,
-    "date": _date,
-    "time-millis": _time,
-    "time-micros": _time,
-    "timestamp-millis": _timestamp,
-    "timestamp-micros": _timestamp,
-    "timestamp-nanos": _timestamp,
-    "local-timestamp-millis": _timestamp,
-    "local-timestamp-micros": _timestamp,
-    "local-timestamp-nanos": _timestamp,
+def _time(digits: int) -> Convert:
+    per_second = 10**digits
+
+    def convert(value: int) -> Any:
+        seconds, units = divmod(value, per_second)
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}" + _fraction(units, digits)
+
+    return convert
+
+
+# Logical types read as their underlying number (or string) and converted here.
+_RAW_LOGICAL: dict[str, tuple[frozenset[str], Convert | None]] = {
+    "timestamp-millis": (frozenset({"long"}), _timestamp(3, "Z")),
+    "timestamp-micros": (frozenset({"long"}), _timestamp(6, "Z")),
+    "timestamp-nanos": (frozenset({"long"}), _timestamp(9, "Z")),
+    "local-timestamp-millis": (frozenset({"long"}), _timestamp(3, "")),
+    "local-timestamp-micros": (frozenset({"long"}), _timestamp(6, "")),
+    "local-timestamp-nanos": (frozenset({"long"}), _timestamp(9, "")),
+    "date": (frozenset({"int"}), _date),
+    "time-millis": (frozenset({"int"}), _time(3)),
+    "time-micros": (frozenset({"long"}), _time(6)),
+    "uuid": (frozenset({"string"}), None),  # the text is the value
 }
 
 
-def _converter(schema: Any, seen: dict[str, Convert | None]) -> Convert | None:
-    """A function mapping a decoded value of ``schema`` to JSON types, or None when the
-    value is JSON already (then nothing walks it)."""
+def _prepare(
+    schema: Any, named: dict[str, Convert | None], namespace: str
+) -> tuple[Any, Convert | None]:
+    """(the schema as fastavro should read it, a function mapping what it reads to JSON
+    types or None when it is JSON already)."""
     if isinstance(schema, str):
-        if schema in ("bytes",):
-            return _base64
-        named = seen.get(schema, _UNSEEN)
-        return None if named is _UNSEEN else _late(seen, schema)
+        if schema == "bytes":
+            return schema, _base64
+        full = schema if "." in schema or not namespace else f"{namespace}.{schema}"
+        for name in (full, schema):
+            if name in named:
+                return schema, _named(named, name)
+        return schema, None
     if isinstance(schema, list):
-        return _union([_converter(branch, seen) for branch in schema])
+        return _prepare_union(schema, named, namespace)
+    if not isinstance(schema, dict):
+        return schema, None
     kind = schema.get("type")
     logical = schema.get("logicalType")
-    if logical in _LOGICAL:
-        return _LOGICAL[logical]
-    if kind == "record" or kind == "error":
-        name = schema.get("name", "")
-        seen[name] = None  # recursive references see "no conversion" while it is built
-        fields = [(f["name"], _converter(f["type"], seen)) for f in schema.get("fields", [])]
-        converted = [(name_, convert) for name_, convert in fields if convert is not None]
-        result = None if not converted else _record(converted)
-        seen[name] = result
-        return result
+    if logical in _RAW_LOGICAL and kind in _RAW_LOGICAL[logical][0]:
+        plain = {key: value for key, value in schema.items() if key != "logicalType"}
+        return plain, _RAW_LOGICAL[logical][1]
+    if logical == "decimal" and kind in ("bytes", "fixed"):
+        return schema, _decimal
+    if kind in ("record", "error"):
+        name = str(schema.get("name", ""))
+        space = str(schema.get("namespace", namespace if "." not in name else ""))
+        full = name if "." in name or not space else f"{space}.{name}"
+        named[full] = None  # a recursive reference sees "no conversion" while it is built
+        prepared = copy.copy(schema)
+        fields = []
+        needed: list[tuple[str, Convert]] = []
+        for field in schema.get("fields", []):
+            read, convert = _prepare(field["type"], named, space)
+            fields.append({**field, "type": read})
+            if convert is not None:
+                needed.append((field["name"], convert))
+        prepared["fields"] = fields
+        converter = _record(needed) if needed else None
+        named[full] = converter
+        return prepared, converter
     if kind == "array":
-        item = _converter(schema["items"], seen)
-        return None if item is None else (lambda values: [item(v) for v in values])
+        read, item = _prepare(schema["items"], named, namespace)
+        return {**schema, "items": read}, (None if item is None else _each(item))
     if kind == "map":
-        entry = _converter(schema["values"], seen)
-        return None if entry is None else (lambda values: {k: entry(v) for k, v in values.items()})
-    if kind in ("bytes", "fixed"):
-        return _base64
-    if isinstance(kind, (dict, list)):
-        return _converter(kind, seen)
-    if isinstance(kind, str) and kind not in _PRIMITIVES:
-        return _converter(kind, seen)
-    return None
+        read, entry = _prepare(schema["values"], named, namespace)
+        return {**schema, "values": read}, (None if entry is None else _each_value(entry))
+    if kind == "bytes":
+        return schema, _base64
+    if kind == "fixed":
+        name = str(schema.get("name", ""))
+        named[name if "." in name or not namespace else f"{namespace}.{name}"] = _base64
+        return schema, _base64
+    if kind == "enum":
+        return schema, None
+    if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind not in _PRIMITIVES):
+        read, convert = _prepare(kind, named, namespace)
+        return {**schema, "type": read}, convert
+    return schema, None
 
 
-_PRIMITIVES = frozenset(
-    ("null", "boolean", "int", "long", "float", "double", "string", "enum", "bytes", "fixed")
-)
-_UNSEEN: Any = object()
+_PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string", "bytes"))
 
 
-def _late(seen: dict[str, Convert | None], name: str) -> Convert | None:
+def _prepare_union(
+    branches: list[Any], named: dict[str, Convert | None], namespace: str
+) -> tuple[Any, Convert | None]:
+    prepared = [_prepare(branch, named, namespace) for branch in branches]
+    others = [index for index, branch in enumerate(branches) if branch != "null"]
+    if len(others) == 1:  # an optional value: null or one type, the common union
+        read, convert = prepared[others[0]]
+        reads = [read if index == others[0] else "null" for index in range(len(branches))]
+        return reads, (None if convert is None else _unless_null(convert))
+    # Several types: which one a value has, only the value tells. fastavro reads them with
+    # their logical types (as Python objects), mapped by their Python type.
+    if all(convert is None for _, convert in prepared):
+        return branches, None
+    return branches, _walk
+
+
+def _named(named: dict[str, Convert | None], name: str) -> Convert | None:
     """A named type used again (or recursively): its converter, looked up when called."""
-    if seen.get(name) is None:
-        return None
-    return lambda value: (seen[name] or _identity)(value)
+    if named.get(name) is None and name in named:
+        # Not built yet (a recursive reference) or needing no conversion.
+        return lambda value: (named[name] or _identity)(value)
+    return named[name]
 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _unless_null(convert: Convert) -> Convert:
+    return lambda value: None if value is None else convert(value)
+
+
+def _each(convert: Convert) -> Convert:
+    return lambda values: [convert(value) for value in values]
+
+
+def _each_value(convert: Convert) -> Convert:
+    return lambda values: {key: convert(value) for key, value in values.items()}
 
 
 def _record(fields: list[tuple[str, Convert]]) -> Convert:
@@ -193,12 +278,6 @@ def _record(fields: list[tuple[str, Convert]]) -> Convert:
         return value
 
     return convert
-
-
-def _union(branches: list[Convert | None]) -> Convert | None:
-    """A union's value has the type of one of its branches, which only the value tells: it
-    is mapped by its Python type, walking into objects and arrays."""
-    return _walk if any(convert is not None for convert in branches) else None
 
 
 def _walk(value: Any) -> Any:
@@ -213,9 +292,16 @@ def _walk(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, dt.datetime):
-        return _timestamp(value)
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            return value.isoformat(timespec=_precision(value)) + "Z"
+        return value.isoformat(timespec=_precision(value))
     if isinstance(value, dt.date):
-        return _date(value)
+        return value.isoformat()
     if isinstance(value, dt.time):
-        return _time(value)
+        return value.isoformat(timespec=_precision(value))
     return value
+
+
+def _precision(value: dt.datetime | dt.time) -> str:
+    return "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"

@@ -1,0 +1,111 @@
+"""Avro values map to JSON as docs/schemas.md says, written with fastavro's encoder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import pytest
+
+from sluice_runtime.schemas.avro import decode_with_schema_text
+from sluice_runtime.schemas.wire import DecodeError
+
+MOMENT = dt.datetime(2026, 12, 1, 23, 59, 58, 250000, tzinfo=dt.UTC)
+
+
+def round_trip(field_type: Any, value: Any) -> Any:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "f", "type": field_type}]}
+    payload = io.BytesIO()
+    fastavro.schemaless_writer(payload, fastavro.parse_schema(schema), {"f": value})
+    return decode_with_schema_text(json.dumps(schema), payload.getvalue())["f"]
+
+
+@pytest.mark.parametrize(
+    ("field_type", "value", "expected"),
+    [
+        ({"type": "long", "logicalType": "timestamp-millis"}, MOMENT, "2026-12-01T23:59:58.250Z"),
+        (
+            {"type": "long", "logicalType": "timestamp-micros"},
+            MOMENT.replace(microsecond=250001),
+            "2026-12-01T23:59:58.250001Z",
+        ),
+        (
+            {"type": "long", "logicalType": "local-timestamp-millis"},
+            MOMENT.replace(tzinfo=None),
+            "2026-12-01T23:59:58.250",
+        ),
+        ({"type": "int", "logicalType": "date"}, dt.date(2026, 12, 1), "2026-12-01"),
+        (
+            {"type": "int", "logicalType": "time-millis"},
+            dt.time(23, 59, 58, 250000),
+            "23:59:58.250",
+        ),
+        ({"type": "long", "logicalType": "time-micros"}, dt.time(1, 2, 3, 4), "01:02:03.000004"),
+        (
+            {"type": "string", "logicalType": "uuid"},
+            uuid.UUID(int=7),
+            "00000000-0000-0000-0000-000000000007",
+        ),
+        (
+            {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+            Decimal("-12.30"),
+            "-12.30",
+        ),
+        ("bytes", b"\x00\xff", "AP8="),
+        ({"type": "fixed", "name": "Two", "size": 2}, b"\x01\x02", "AQI="),
+        ({"type": "enum", "name": "E", "symbols": ["A", "B"]}, "B", "B"),
+        ({"type": "map", "values": "bytes"}, {"k": b"\x01"}, {"k": "AQ=="}),
+        (
+            {"type": "array", "items": {"type": "long", "logicalType": "timestamp-millis"}},
+            [MOMENT],
+            ["2026-12-01T23:59:58.250Z"],
+        ),
+        (["null", {"type": "long", "logicalType": "timestamp-millis"}], None, None),
+        (
+            ["null", {"type": "long", "logicalType": "timestamp-millis"}],
+            MOMENT,
+            "2026-12-01T23:59:58.250Z",
+        ),
+        (
+            ["string", {"type": "long", "logicalType": "timestamp-millis"}],
+            MOMENT,
+            "2026-12-01T23:59:58.250Z",
+        ),
+        (["string", "long"], 5, 5),
+    ],
+)
+def test_avro_values_map_to_json(field_type: Any, value: Any, expected: Any) -> None:
+    assert round_trip(field_type, value) == expected
+
+
+def test_recursive_records_and_named_types_used_twice() -> None:
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "next", "type": ["null", "Node"], "default": None},
+        ],
+    }
+    value = {"at": MOMENT, "next": {"at": MOMENT, "next": None}}
+    assert round_trip(node, value) == {
+        "at": "2026-12-01T23:59:58.250Z",
+        "next": {"at": "2026-12-01T23:59:58.250Z", "next": None},
+    }
+
+
+def test_payloads_that_do_not_fit_the_schema_fail_to_decode() -> None:
+    schema = json.dumps(
+        {"type": "record", "name": "R", "fields": [{"name": "s", "type": "string"}]}
+    )
+    with pytest.raises(DecodeError, match="DESERIALIZATION_ERROR: the payload does not decode"):
+        decode_with_schema_text(schema, b"\x0aab")  # a 5-byte string cut short
+    with pytest.raises(DecodeError, match="1 bytes left after decoding"):
+        decode_with_schema_text(schema, b"\x02a!")
+    with pytest.raises(DecodeError, match="not a valid Avro schema"):
+        decode_with_schema_text('{"type": "nope"}', b"")
