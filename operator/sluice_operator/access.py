@@ -63,6 +63,12 @@ def check_access(kube: Kube, connector: Connector, config: OperatorConfig) -> Ka
     if spec.sink.auth is not None:
         name = spec.sink.auth.bearer_token_secret_ref.name
         _shared_secret(kube, namespace, name, "spec.sink.auth.bearerTokenSecretRef", False)
+    registry = spec.source.kafka.schema_registry
+    if registry is not None and registry.auth is not None:
+        name = registry.auth.secret_ref.name
+        _shared_secret(
+            kube, namespace, name, "spec.source.kafka.schemaRegistry.auth.secretRef", False
+        )
     secret: dict[str, str] | None = None
     auth = spec.source.kafka.auth
     if auth is not None:

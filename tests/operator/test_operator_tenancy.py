@@ -286,6 +286,35 @@ def test_secrets_that_do_not_opt_in_are_never_used(
     assert env["valueFrom"]["secretKeyRef"] == {"name": "fn-token", "key": "token"}
 
 
+def test_a_schema_registry_secret_must_opt_in_too(
+    operator: OperatorThread, kube: Kube, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["tenant"]
+    create_secret(kube, ns, "registry-creds", {"username": "u", "password": "p"}, opted_in=False)
+    body = connector_body("registry", ns, "127.0.0.1:1", ["t"], SINK)
+    body["spec"]["source"]["kafka"].update(
+        valueFormat="avro",
+        schemaRegistry={
+            "url": "https://registry.example/apis/ccompat/v7",
+            "auth": {"secretRef": {"name": "registry-creds"}},
+        },
+    )
+    create_connector(kube, body)
+    ready = condition(kube, ns, "registry", "Ready", "False", "NotPermitted")
+    assert ready["message"].startswith("spec.source.kafka.schemaRegistry.auth.secretRef: ")
+    assert deployment(kube, ns, "registry") is None
+
+    opt_in(kube, ns, "registry-creds")
+    found = eventually(lambda: deployment(kube, ns, "registry"), 30, "the Deployment")
+    env = found["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    assert refs["SLUICE_SCHEMA_REGISTRY_PASSWORD"] == {
+        "name": "registry-creds",
+        "key": "password",
+        "optional": True,
+    }
+
+
 def test_runtime_images_come_from_the_allow_list(
     operator: OperatorThread, kube: Kube, namespaces: dict[str, str]
 ) -> None:

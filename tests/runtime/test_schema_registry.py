@@ -387,3 +387,59 @@ def test_a_registry_down_at_start_holds_the_records_until_it_comes_back(
                 forwarder.server_close()
         ids = [e["data"]["value"]["id"] for e in function.events()]
     assert ids == [f"o{i}" for i in range(10)]
+
+
+UDF = """
+def handle_message(event, context):
+    value = event["value"]
+    if value["status"] != "PAID":
+        return None
+    return {"order": value["id"], "customer": event["key"]["customer"], "at": value["placed"]}
+"""
+
+
+def test_a_udf_sees_decoded_records_and_bad_ones_are_dead_lettered(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+) -> None:
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    values, keys = serializer(registry, ORDER_V1), serializer(registry, KEY_SCHEMA)
+    value_ctx = SerializationContext(topic, MessageField.VALUE)
+    key_ctx = SerializationContext(topic, MessageField.KEY)
+    records: list[tuple[bytes | str | None, bytes | str]] = [
+        (keys({"customer": i}, key_ctx), values(order(i, "PAID" if i % 2 else "NEW"), value_ctx))
+        for i in range(6)
+    ]
+    records.insert(3, (keys({"customer": 99}, key_ctx), b"not avro"))
+    produce(kafka_bootstrap, topic, records)
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "avro-udf",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            transform={"udf": {"source": UDF}},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+            delivery={"errorTolerance": "all", "deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        kafka = manifest["spec"]["source"]["kafka"]
+        kafka.update(valueFormat="avro", keyFormat="avro", schemaRegistry={"url": schema_registry})
+        with RuntimeThread(manifest) as runtime:
+            wait_for(_has_events(function, 3), 60, "the three paid orders")
+            group = runtime.connector.consumer_group
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 7},
+                30,
+                "every record committed",
+            )
+        data = [e["data"] for e in function.events()]
+    assert data == [
+        {"order": f"o{i}", "customer": i, "at": "2026-12-01T23:59:58.250Z"} for i in (1, 3, 5)
+    ]
+    [dead] = read_all(kafka_bootstrap, dlq, 1)
+    assert dead.value() == b"not avro"
+    headers = {k: v.decode() for k, v in dead.headers()}
+    assert headers["sluice.error.stage"] == "decode"
+    assert headers["sluice.error.reason"].startswith("DESERIALIZATION_ERROR: not in the")
