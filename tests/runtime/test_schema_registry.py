@@ -3,6 +3,7 @@ decoded before filter and transform, dead-lettered with their bytes when they ca
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import select
@@ -443,3 +444,40 @@ def test_a_udf_sees_decoded_records_and_bad_ones_are_dead_lettered(
     headers = {k: v.decode() for k, v in dead.headers()}
     assert headers["sluice.error.stage"] == "decode"
     assert headers["sluice.error.reason"].startswith("DESERIALIZATION_ERROR: not in the")
+
+
+def test_record_format_source_filters_on_decoded_fields_and_sends_the_bytes_as_read(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+) -> None:
+    topic = make_topic()
+    values = serializer(registry, ORDER_V1)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    encoded = [values(order(i, "PAID" if i in (2, 4) else "NEW"), ctx) for i in range(6)]
+    produce(kafka_bootstrap, topic, [(b"k", value) for value in encoded])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "avro-source",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            filter={"pattern": {"value": {"status": ["PAID"]}}},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+        )
+        manifest["spec"]["sink"]["recordFormat"] = "source"
+        kafka = manifest["spec"]["source"]["kafka"]
+        kafka.update(valueFormat="avro", schemaRegistry={"url": schema_registry})
+        with RuntimeThread(manifest) as runtime:
+            wait_for(_has_events(function, 2), 60, "the two paid orders")
+            group = runtime.connector.consumer_group
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 6},
+                30,
+                "every record committed",
+            )
+        data = [e["data"] for e in function.events()]
+    assert [d["offset"] for d in data] == [2, 4]
+    assert [base64.b64decode(d["value"]) for d in data] == [encoded[2], encoded[4]]
+    assert all(d["valueEncoding"] == "base64" and "valueSchemaId" not in d for d in data)
