@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
@@ -481,3 +481,34 @@ def test_record_format_source_filters_on_decoded_fields_and_sends_the_bytes_as_r
     assert [d["offset"] for d in data] == [2, 4]
     assert [base64.b64decode(d["value"]) for d in data] == [encoded[2], encoded[4]]
     assert all(d["valueEncoding"] == "base64" and "valueSchemaId" not in d for d in data)
+
+
+def test_a_protobuf_schema_held_as_proto_text_fails_its_records_by_name(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+) -> None:
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    text = 'syntax = "proto3";\npackage shop;\nmessage Order { string id = 1; }\n'
+    schema_id = registry.register_schema(f"{topic}-value", Schema(text, "PROTOBUF"))
+    record = b"\x00" + schema_id.to_bytes(4, "big") + b"\x00" + b"\x0a\x02o1"
+    produce(kafka_bootstrap, topic, [(b"k", record)])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "proto-text",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            delivery={"errorTolerance": "all", "deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        kafka = manifest["spec"]["source"]["kafka"]
+        kafka.update(valueFormat="protobuf", schemaRegistry={"url": schema_registry})
+        with RuntimeThread(manifest):
+            [dead] = read_all(kafka_bootstrap, dlq, 1, timeout=60)
+        assert function.event_count == 0
+    headers = {k: v.decode() for k, v in dead.headers()}
+    assert dead.value() == record
+    assert headers["sluice.error.reason"].startswith(
+        f"DESERIALIZATION_ERROR: schema {schema_id} is .proto text"
+    )

@@ -3,8 +3,10 @@
 After the wire-format header comes the message-index array (which message of the schema's
 file, then which nested message): zig-zag varints, a count then the indexes, where a single
 0 byte means the first message. Schemas are read as the serialized FileDescriptorProto
-(base64), the form confluent-kafka's Python serializer registers; a schema registered as
-.proto text fails its records with DESERIALIZATION_ERROR naming that.
+(base64): the form confluent-kafka's Python serializer registers, and the form Confluent
+Schema Registry returns for any Protobuf schema when asked (``?format=serialized``, which
+the registry client sends). A schema that arrives as .proto text (from a registry that
+cannot convert it) fails its records with DESERIALIZATION_ERROR naming that.
 
 Values map to JSON by the Protobuf JSON mapping (docs/schemas.md), keeping the field names
 of the .proto file, printing fields left at their default (so a filter on ``0`` or ``""``

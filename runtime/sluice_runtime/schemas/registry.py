@@ -64,11 +64,13 @@ Compiler = Callable[[RegistrySchema, int], Decoder]
 """(schema, id) → its decoder; raises DecodeError when the schema cannot be used."""
 
 
-class _NotFound:
-    __slots__ = ("detail", "until")
+class _Unusable:
+    """A schema id that failed every record naming it: not found, or not usable."""
 
-    def __init__(self, detail: str, until: float) -> None:
-        self.detail = detail
+    __slots__ = ("error", "until")
+
+    def __init__(self, error: DecodeError, until: float) -> None:
+        self.error = error
         self.until = until
 
 
@@ -82,20 +84,21 @@ class Registry:
         self._lock = threading.Lock()  # one fetch at a time; the cache is read without it
         # (format, id) → decoder; only ever added to, so lookups need no lock.
         self.decoders: dict[tuple[str, int], Decoder] = {}
-        self._missing: dict[tuple[str, int], _NotFound] = {}
-        self._schemas: dict[int, RegistrySchema] = {}
+        self._missing: dict[tuple[str, int], _Unusable] = {}
+        self._schemas: dict[tuple[int, bool], RegistrySchema] = {}
 
     # -- lookups -------------------------------------------------------------------------
 
     def cached(self, fmt: str, schema_id: int) -> Decoder | None:
-        """The decoder when known; raises DecodeError(SCHEMA_NOT_FOUND) for a schema the
-        registry recently said it does not hold; None when the registry must be asked."""
+        """The decoder when known; raises the DecodeError of a schema the registry recently
+        said it does not hold (or that cannot decode this format); None when the registry
+        must be asked."""
         decoder = self.decoders.get((fmt, schema_id))
         if decoder is not None:
             return decoder
         missing = self._missing.get((fmt, schema_id))
         if missing is not None and missing.until > time.monotonic():
-            raise DecodeError(SCHEMA_NOT_FOUND, missing.detail)
+            raise DecodeError(missing.error.code, missing.error.detail)
         return None
 
     def resolve(self, fmt: str, schema_id: int, compile_schema: Compiler) -> None:
@@ -106,20 +109,16 @@ class Registry:
             if self.decoders.get((fmt, schema_id)) is not None:
                 return
             try:
-                schema = self._schema(schema_id)
+                schema = self._schema(schema_id, serialized=fmt == "protobuf")
             except DecodeError as error:
-                self._missing[fmt, schema_id] = _NotFound(
-                    error.reason.split(": ", 1)[1], time.monotonic() + NOT_FOUND_TTL
-                )
+                self._missing[fmt, schema_id] = _Unusable(error, time.monotonic() + NOT_FOUND_TTL)
                 return
             try:
                 decoder = compile_schema(schema, schema_id)
             except DecodeError as error:
                 # A schema of another format, or one that does not compile: every record
                 # naming it fails the same way, so the answer is kept like "not found".
-                self._missing[fmt, schema_id] = _NotFound(
-                    error.reason.split(": ", 1)[1], time.monotonic() + NOT_FOUND_TTL
-                )
+                self._missing[fmt, schema_id] = _Unusable(error, time.monotonic() + NOT_FOUND_TTL)
                 return
             self._missing.pop((fmt, schema_id), None)
             self.decoders[fmt, schema_id] = decoder
@@ -144,26 +143,30 @@ class Registry:
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _schema(self, schema_id: int) -> RegistrySchema:
-        known = self._schemas.get(schema_id)
+    def _schema(self, schema_id: int, serialized: bool) -> RegistrySchema:
+        """``serialized``: ask for Protobuf schemas as serialized descriptors, which
+        Confluent Schema Registry makes from .proto text (registries that ignore the
+        parameter answer with what they hold)."""
+        known = self._schemas.get((schema_id, serialized))
         if known is not None:
             return known
-        body = self._get(f"/schemas/ids/{schema_id}", f"schema id {schema_id}")
-        schema = self._with_references(body, depth=0)
-        self._schemas[schema_id] = schema
+        query = "?format=serialized" if serialized else ""
+        body = self._get(f"/schemas/ids/{schema_id}{query}", f"schema id {schema_id}")
+        schema = self._with_references(body, query, depth=0)
+        self._schemas[schema_id, serialized] = schema
         return schema
 
-    def _with_references(self, body: dict[str, Any], depth: int) -> RegistrySchema:
+    def _with_references(self, body: dict[str, Any], query: str, depth: int) -> RegistrySchema:
         if depth > 16:
             raise DecodeError(SCHEMA_NOT_FOUND, "schema references nest more than 16 deep")
         references: dict[str, RegistrySchema] = {}
         for reference in body.get("references") or []:
             subject, version = str(reference["subject"]), reference["version"]
             referenced = self._get(
-                f"/subjects/{quote(subject, safe='')}/versions/{version}",
+                f"/subjects/{quote(subject, safe='')}/versions/{version}{query}",
                 f"referenced schema {subject} version {version}",
             )
-            references[str(reference["name"])] = self._with_references(referenced, depth + 1)
+            references[str(reference["name"])] = self._with_references(referenced, query, depth + 1)
         return RegistrySchema(
             str(body.get("schemaType") or "AVRO"), str(body["schema"]), references
         )

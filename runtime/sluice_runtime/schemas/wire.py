@@ -18,6 +18,8 @@ class DecodeError(Exception):
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
         self.reason = f"{code}: {detail}"
 
 
