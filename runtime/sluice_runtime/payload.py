@@ -33,7 +33,7 @@ from sluice_runtime.envelope import (
     value_validator,
 )
 from sluice_runtime.exactjson import dumps as exact_dumps
-from sluice_runtime.records import Deliverable, Record
+from sluice_runtime.records import Deliverable, JsonText, Record
 
 EVENT_TYPE = "dev.sluice.kafka.record"
 CONTENT_TYPES = {
@@ -115,7 +115,11 @@ def _attributes(item: Deliverable, source: str) -> dict[str, Any]:
 
 def _data(item: Deliverable) -> Any:
     data = item.data
-    return orjson.Fragment(encode_envelope(item.record)) if data is ENVELOPE else data
+    if data is ENVELOPE:
+        return orjson.Fragment(encode_envelope(item.record))
+    if type(data) is JsonText:
+        return orjson.Fragment(data.text)
+    return data
 
 
 def cloudevent(item: Deliverable, source: str) -> dict[str, Any]:
@@ -141,6 +145,14 @@ _EVENT = (
     b'"data":{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
     b'"key":%b,"headers":%b,"value":%b%b}}'
 )
+# cloudevent() with data that is JSON text already (a UDF's answer); the id's suffix is
+# the fan-out index ("-1", ...) or empty.
+_EVENT_TEXT = (
+    b'{"specversion":"1.0","id":"\x01T-\x01P-%d%b","source":\x01S,"type":"'
+    + EVENT_TYPE.encode()
+    + b'","subject":"partition:\x01P#%d","time":"%b","datacontenttype":"application/json",'
+    b'"kafkatopic":"\x01T","kafkapartition":"\x01P","kafkaoffset":"%d"%b,"data":%b}'
+)
 # The envelope alone, for json-array: the same fields as the CloudEvent's data.
 _DATA = (
     b'{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
@@ -159,13 +171,16 @@ def _cached_json_string(text: str) -> bytes:
     return encoded
 
 
-def _event_template(topic: str, partition: int, source: str | None) -> bytes:
+def _event_template(
+    topic: str, partition: int, source: str | None, template: bytes | None = None
+) -> bytes:
     """The CloudEvent's template, or with no source the data's alone (json-array)."""
 
     def literal(text: bytes) -> bytes:  # inserted into a %-template: % must be doubled
         return text.replace(b"%", b"%%")
 
-    template = _DATA if source is None else _EVENT
+    if template is None:
+        template = _DATA if source is None else _EVENT
     return (
         template.replace(_T, literal(_cached_json_string(topic)[1:-1]))
         .replace(_P, b"%d" % partition)
@@ -262,15 +277,68 @@ def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
     return b"[" + b",".join(chunks) + b"]"
 
 
+def _text_events(items: Sequence[Deliverable], source: str) -> bytes:
+    """Events whose data is JSON text already (a UDF's answers) as CloudEvents: formatted
+    as the pass-through events are, one C call per chunk."""
+    times = _time_cache
+    chunks: list[bytes] = []
+    start, end = 0, len(items)
+    while start < end:
+        first = items[start].record
+        topic, partition = first.topic, first.partition
+        stop = start + 1
+        limit = min(end, start + _CHUNK)
+        while (
+            stop < limit
+            and items[stop].record.partition == partition
+            and (items[stop].record.topic == topic)
+        ):
+            stop += 1
+        values: list[Any] = []
+        add = values.extend
+        for item in items[start:stop]:
+            record = item.record
+            offset, timestamp, raw_key, index = (
+                record.offset,
+                record.timestamp,
+                record.key,
+                item.index,
+            )
+            extra = b"" if raw_key is None else _key_parts(raw_key)[2]
+            if record.headers:
+                traceparent = _traceparent(record.headers)
+                if traceparent:
+                    extra += b',"traceparent":' + json_string(traceparent)
+            add(
+                (
+                    offset,
+                    b"-%d" % index if index else b"",
+                    offset,
+                    times.get(timestamp) or _time(timestamp),
+                    offset,
+                    extra,
+                    item.data.text,
+                )
+            )
+        template = _event_template(topic, partition, source, _EVENT_TEXT)
+        chunks.append(b",".join([template] * (stop - start)) % tuple(values))
+        start = stop
+    return b"[" + b",".join(chunks) + b"]"
+
+
 def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Request:
     content_type = {"content-type": CONTENT_TYPES[fmt]}
     if fmt == "cloudevents-batch":
         if all(item.data is ENVELOPE and item.index == 0 for item in items):
             return Request(_envelope_events(items, source), content_type)
+        if all(type(item.data) is JsonText for item in items):
+            return Request(_text_events(items, source), content_type)
         return Request(exact_dumps([cloudevent(item, source) for item in items]), content_type)
     if fmt == "json-array":
         if all(item.data is ENVELOPE for item in items):
             return Request(_envelope_events(items, None), content_type)
+        if all(type(item.data) is JsonText for item in items):
+            return Request(b"[" + b",".join([i.data.text for i in items]) + b"]", content_type)
         return Request(exact_dumps([_data(item) for item in items]), content_type)
     if fmt == "json-values":
         return Request(_values(items), content_type)
@@ -284,7 +352,10 @@ def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Reques
     }
     headers.update(content_type)
     data = item.data
-    body = encode_envelope(item.record) if data is ENVELOPE else exact_dumps(data)
+    if data is ENVELOPE:
+        body = encode_envelope(item.record)
+    else:
+        body = data.text if type(data) is JsonText else exact_dumps(data)
     return Request(body, headers)
 
 
@@ -302,7 +373,8 @@ def _values(items: Sequence[Deliverable]) -> bytes:
         elif item.data is ENVELOPE:
             raw = item.record.value
         else:
-            add(exact_dumps(item.data))
+            data = item.data
+            add(data.text if type(data) is JsonText else exact_dumps(data))
             continue
         if raw and raw[0] in starts and len(raw) <= limit:
             try:

@@ -32,7 +32,7 @@ from sluice_runtime.envelope import is_json
 from sluice_runtime.errors import SpecError
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.processors import Processed
-from sluice_runtime.records import Record, RecordFailure
+from sluice_runtime.records import JsonText, Record, RecordFailure
 from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, STAGES
 
 log = logging.getLogger("sluice.udf")
@@ -297,8 +297,8 @@ def _json(frame: bytes) -> Any:
 
 def _checked(answer: bytes, count: int) -> list[Processed]:
     """The worker's answer, one result per record in the shape the lane expects, or
-    WorkerFailed. Each event becomes an ``orjson.Fragment``: embedded in the request as
-    it is, once it is known to be exactly one JSON document (so no event can smuggle
+    WorkerFailed. Each event becomes a ``JsonText``: embedded in the request as it is,
+    once it is known to be exactly one JSON document (so no event can smuggle
     others into the batch)."""
     view = memoryview(answer)
     at = 0
@@ -318,7 +318,7 @@ def _checked(answer: bytes, count: int) -> list[Processed]:
                     at += size
                     if len(encoded) != size or not is_json(encoded):
                         raise WorkerFailed("it answered with an event that is not JSON")
-                    produced.append(orjson.Fragment(encoded))
+                    produced.append(JsonText(encoded))
                 results.append(produced)
             elif kind == 1:
                 stage, size = FAILURE.unpack_from(view, at)

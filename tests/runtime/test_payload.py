@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sluice_runtime import exactjson
 from sluice_runtime.envelope import ENVELOPE, build_envelope, encode_envelope, is_json
 from sluice_runtime.payload import build_request
-from sluice_runtime.records import Event, Record
+from sluice_runtime.records import Event, JsonText, Record
 from sluice_runtime.sink import parse_retry_after
 
 SOURCE = "/namespaces/ads/connectors/views"
@@ -132,6 +132,13 @@ def test_the_fast_path_writes_what_the_dict_path_writes(
         assert fast.headers == slow.headers
     values = build_request([Event(record, ENVELOPE, index)], "json-values", '/s"\\x')
     assert exactjson.loads(values.body) == [envelope["value"]]
+    # A UDF's answer arrives as JSON text (JsonText) and is written as it is.
+    text = JsonText(exactjson.dumps(envelope))
+    for fmt in ("cloudevents-batch", "json-array", "json-values", "cloudevents-binary"):
+        fast = build_request([Event(record, text, index)], fmt, '/s"\\x')
+        slow = build_request([Event(record, envelope, index)], fmt, '/s"\\x')
+        assert exactjson.loads(fast.body) == exactjson.loads(slow.body)
+        assert fast.headers == slow.headers
 
 
 def test_a_batch_mixing_encoded_and_plain_data() -> None:
@@ -155,6 +162,25 @@ def test_a_long_pass_through_batch_matches_the_dict_path(topic: str, fmt: str) -
     slow = build_request([Event(r, build_envelope(r)) for r in records], fmt, SOURCE)
     assert orjson.loads(fast.body) == orjson.loads(slow.body)
     assert len(orjson.loads(fast.body)) == 150
+
+
+@pytest.mark.parametrize("topic", ["views", "@P%d@T", 'q"\\u'])
+def test_a_long_batch_of_udf_answers_matches_the_dict_path(topic: str) -> None:
+    """Answers of a UDF (JSON text), fanned out, over several chunks and partitions."""
+    keys = [b"user-1", None, b"42", b"\xff\xfe"]
+    items = [
+        Event(
+            Record(topic, offset // 70, offset, 1732700000000 + offset, keys[offset % 4], b"1"),
+            {"n": offset, "wide": 10**30},
+            offset % 3,
+        )
+        for offset in range(150)
+    ]
+    texts = [Event(i.record, JsonText(exactjson.dumps(i.data)), i.index) for i in items]
+    for fmt in ("cloudevents-batch", "json-array", "json-values"):
+        fast = build_request(texts, fmt, SOURCE)
+        slow = build_request(items, fmt, SOURCE)
+        assert exactjson.loads(fast.body) == exactjson.loads(slow.body)
 
 
 def test_json_values_carries_each_value_as_it_arrived() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sluice_runtime.records import RecordFailure
+from sluice_runtime.records import JsonText, RecordFailure
 from sluice_runtime.udf_pool import WorkerFailed, _checked
 from sluice_runtime.udf_worker import LENGTH, _answer
 
@@ -15,11 +15,12 @@ def events(*encoded: bytes) -> bytes:
     return b"\x00" + LENGTH.pack(len(encoded)) + b"".join(LENGTH.pack(len(e)) + e for e in encoded)
 
 
-def test_answers_round_trip_as_fragments_and_failures() -> None:
+def test_answers_round_trip_as_json_text_and_failures() -> None:
     answer = _answer([{"a": 1}, [2]]) + _answer([]) + _answer(RecordFailure("filter", "bad"))
     first, filtered, failed = _checked(answer, 3)
     assert isinstance(first, list)
-    assert orjson.loads(orjson.dumps(first)) == [{"a": 1}, [2]]
+    assert all(isinstance(event, JsonText) for event in first)
+    assert [orjson.loads(event.text) for event in first] == [{"a": 1}, [2]]
     assert filtered == []
     assert failed == RecordFailure("filter", "bad")
 
