@@ -70,8 +70,10 @@ def _pass(ctx: Context, tag: str, records: int, runtimes: int, queue: bool) -> d
         ]
         for child in children:  # every runtime reads before the records arrive
             child.expect("joined" if queue else "assigned 1", 60)
+        cpu_before = sum(child.cpu_seconds() or 0.0 for child in children)
         produce_small_batches(ctx.kafka.bootstrap, topic, records)
         stats = wait_for_events(function, children[0], records)
+        cpu_used = sum(child.cpu_seconds() or 0.0 for child in children) - cpu_before
         for child in children:
             stop_runtime(child)
     span = stats["last_at"] - stats["first_at"]
@@ -82,6 +84,7 @@ def _pass(ctx: Context, tag: str, records: int, runtimes: int, queue: bool) -> d
         "delivery_s": span,
         "duplicates": float(stats["events"] - records),
         "events_per_request": stats["events"] / stats["requests"],
+        "runtime_cpu_cores": cpu_used / span,  # of all its runtimes together
     }
 
 
@@ -101,6 +104,7 @@ def queue_row(ctx: Context) -> Row:
             "group_records_per_s": ("group mode", "records/s"),
             "queue_records_per_s": ("queue mode", "records/s"),
             "queue_duplicates": ("queue duplicates", ""),
+            "queue_cpu_cores": ("queue mode runtimes' CPU", "cores"),
         },
     )
     row.details.update(
@@ -116,12 +120,15 @@ def queue_row(ctx: Context) -> Row:
             "group_records_per_s": grouped["records_per_s"],
             "queue_records_per_s": queued["records_per_s"],
             "queue_duplicates": queued["duplicates"],
+            "group_cpu_cores": grouped["runtime_cpu_cores"],
+            "queue_cpu_cores": queued["runtime_cpu_cores"],
         }
         row.runs.append(figures)
         ctx.log(
             f"  run {index + 1}/{ctx.repeat}: group mode {grouped['records_per_s']:,.0f} "
             f"records/s (1 runtime), queue mode {queued['records_per_s']:,.0f} records/s "
-            f"({QUEUE_RUNTIMES} runtimes, {queued['duplicates']:.0f} duplicates): "
+            f"({QUEUE_RUNTIMES} runtimes, {queued['duplicates']:.0f} duplicates, "
+            f"{queued['runtime_cpu_cores']:.2f} cores): "
             f"{figures['ratio']:.1f} times"
         )
     return row
