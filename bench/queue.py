@@ -18,7 +18,14 @@ from confluent_kafka import Producer
 from bench.kafka import wide_value
 from bench.procs import BenchError, Child
 from bench.report import Row, Target
-from bench.runtime import Context, function_server, start_runtime, stop_runtime, wait_for_events
+from bench.runtime import (
+    Context,
+    function_server,
+    scrape,
+    start_runtime,
+    stop_runtime,
+    wait_for_events,
+)
 
 QUEUE_RUNTIMES = 8
 FUNCTION_DELAY = 0.05
@@ -45,6 +52,27 @@ def produce_small_batches(bootstrap: str, topic: str, count: int) -> None:
         raise BenchError(f"could not produce {count} records to {topic} within 120 s")
 
 
+def _warm_up(
+    ctx: Context, topic: str, function: Child, children: list[Child], ports: list[int]
+) -> None:
+    """Trickle records until every runtime has read some, then forget them: a share group
+    member gets its first assignment with a heartbeat (every 5 s by default), so runtimes
+    that have joined may still wait that long before they take records."""
+    producer = Producer({"bootstrap.servers": ctx.kafka.bootstrap, "linger.ms": 0})
+    sent = 0
+    deadline = time.monotonic() + 60
+    while not all(scrape(port, ("sluice_consumed_total",)) for port in ports):
+        if time.monotonic() > deadline:
+            raise BenchError("some runtimes read nothing within 60 s of joining")
+        for _ in range(10):
+            producer.produce(topic, wide_value(sent, int(time.time() * 1000)))
+            sent += 1
+        producer.flush(10)
+        time.sleep(0.2)
+    wait_for_events(function, children[0], sent)
+    function.ask("reset")
+
+
 def _pass(ctx: Context, tag: str, records: int, runtimes: int, queue: bool) -> dict[str, float]:
     topic = ctx.kafka.create_topic(1, prefix=f"bench-{tag}")
     extra: dict[str, Any] = {"delivery": DELIVERY}
@@ -68,10 +96,14 @@ def _pass(ctx: Context, tag: str, records: int, runtimes: int, queue: bool) -> d
             )
             for index in range(runtimes)
         ]
-        for child in children:  # every runtime reads before the records arrive
+        ports = [int(child.expect("metrics-port ", 60).split()[1]) for child in children]
+        for child in children:
             child.expect("joined" if queue else "assigned 1", 60)
+        _warm_up(ctx, topic, function, children, ports)
+        cpu_before = sum(child.cpu_seconds() or 0.0 for child in children)
         produce_small_batches(ctx.kafka.bootstrap, topic, records)
         stats = wait_for_events(function, children[0], records)
+        cpu_used = sum(child.cpu_seconds() or 0.0 for child in children) - cpu_before
         for child in children:
             stop_runtime(child)
     span = stats["last_at"] - stats["first_at"]
@@ -82,6 +114,7 @@ def _pass(ctx: Context, tag: str, records: int, runtimes: int, queue: bool) -> d
         "delivery_s": span,
         "duplicates": float(stats["events"] - records),
         "events_per_request": stats["events"] / stats["requests"],
+        "runtime_cpu_cores": cpu_used / span,  # of all its runtimes together
     }
 
 
@@ -101,6 +134,7 @@ def queue_row(ctx: Context) -> Row:
             "group_records_per_s": ("group mode", "records/s"),
             "queue_records_per_s": ("queue mode", "records/s"),
             "queue_duplicates": ("queue duplicates", ""),
+            "queue_cpu_cores": ("queue mode runtimes' CPU", "cores"),
         },
     )
     row.details.update(
@@ -116,12 +150,15 @@ def queue_row(ctx: Context) -> Row:
             "group_records_per_s": grouped["records_per_s"],
             "queue_records_per_s": queued["records_per_s"],
             "queue_duplicates": queued["duplicates"],
+            "group_cpu_cores": grouped["runtime_cpu_cores"],
+            "queue_cpu_cores": queued["runtime_cpu_cores"],
         }
         row.runs.append(figures)
         ctx.log(
             f"  run {index + 1}/{ctx.repeat}: group mode {grouped['records_per_s']:,.0f} "
             f"records/s (1 runtime), queue mode {queued['records_per_s']:,.0f} records/s "
-            f"({QUEUE_RUNTIMES} runtimes, {queued['duplicates']:.0f} duplicates): "
+            f"({QUEUE_RUNTIMES} runtimes, {queued['duplicates']:.0f} duplicates, "
+            f"{queued['runtime_cpu_cores']:.2f} cores): "
             f"{figures['ratio']:.1f} times"
         )
     return row

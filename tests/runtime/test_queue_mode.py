@@ -25,6 +25,7 @@ from tests.support import RuntimeProcess, RuntimeThread, connector_manifest, pro
 
 pytestmark = pytest.mark.integration
 
+HEARTBEAT = 5  # the broker's group.share.heartbeat.interval.ms, in seconds
 FAST_RETRY = {"policy": "exponential", "initialDelay": "10ms", "maxDelay": "100ms"}
 
 
@@ -84,6 +85,8 @@ def test_eight_runtimes_share_one_partition_and_deliver_every_record(
         runtimes = [RuntimeThread(manifest).start() for _ in range(8)]
         try:
             wait_for(lambda: all(joined(r) for r in runtimes), 60, "8 members of the group")
+            # A member's first assignment comes with a heartbeat (every 5 s by default).
+            time.sleep(HEARTBEAT + 1)
             values = (f'{{"i": {i}}}' for i in range(total))
             produce_in_small_batches(kafka_bootstrap, topic, values)
             wait_for(lambda: len(set(offsets(function.events()))) >= total, 120, "every record")
