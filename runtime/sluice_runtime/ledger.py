@@ -81,7 +81,8 @@ class OffsetTracker:
     @property
     def first_pending(self) -> int | None:
         """The oldest offset read and not yet acknowledged-in-prefix."""
-        return self._order[0] if self._order else None
+        order, head = self._order, self._head
+        return order[head] if head < len(order) else None  # those before _head are released
 
 
 class PartitionLedger:

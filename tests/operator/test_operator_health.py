@@ -136,9 +136,12 @@ def run_poison_scenario(
             return status.get("deliveredPerSecond") == 0 and status.get("lag") == 0
 
         eventually(settled, 90, "the rate to fall to zero")
-        writes, rechecks = operator.writes(), operator.reconciles("timer")
+        writes, rechecks = written(operator), operator.reconciles("timer")
+        before = kube.get(connector_path(ns, "orders"))["status"]  # type: ignore[index]
         eventually(lambda: operator.reconciles("timer") >= rechecks + 4, 30, "re-checks")
-        assert operator.writes() == writes
+        after = kube.get(connector_path(ns, "orders"))["status"]  # type: ignore[index]
+        changed = {k: (before.get(k), after.get(k)) for k in after if before.get(k) != after.get(k)}
+        assert written(operator) == writes, changed
 
 
 def test_a_failing_sink_shows_sink_failing(
@@ -193,3 +196,13 @@ def run_failing_sink_scenario(
         assert "database unavailable" in message
         assert "none go through" in message
         assert condition_of(connector, "Ready")["reason"] == "SinkFailing"  # type: ignore[index]
+
+
+def written(operator: OperatorThread) -> dict[tuple[str, str], float]:
+    """The operator's writes so far by verb and kind (a failure shows what was written)."""
+    return {
+        (sample.labels["verb"], sample.labels["kind"]): sample.value
+        for metric in operator.context.metrics.writes.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }

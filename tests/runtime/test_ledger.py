@@ -44,6 +44,21 @@ def test_committable_never_passes_an_unacked_record(order: list[int]) -> None:
             assert all(o in acked for o in range(position))
         lowest_missing = min(set(range(30)) - acked, default=30)
         assert (position or 0) == lowest_missing
+        # What the health report ages: the oldest record still without an Outcome.
+        assert tracker.first_pending == (lowest_missing if lowest_missing < 30 else None)
+
+
+def test_the_oldest_pending_offset_after_acks_in_bulk() -> None:
+    """Acknowledged prefixes are released lazily, in bulk: the oldest pending offset must
+    skip them, before and after they are compacted away (past 4,096 of them)."""
+    tracker = OffsetTracker()
+    tracker.register_all(list(range(10_000)))
+    for start in range(0, 10_000, 700):
+        stop = min(start + 700, 10_000)
+        assert tracker.first_pending == start
+        assert tracker.ack(list(range(start, stop))) == stop
+    assert tracker.first_pending is None
+    assert len(tracker) == 0
 
 
 class RecordingControl:
