@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -209,6 +209,25 @@ def _key_parts(key: bytes) -> tuple[bytes, str, bytes]:
 _NO_KEY = (b"null", "null", b"")
 
 
+def _chunks(items: Sequence[Deliverable]) -> Iterator[tuple[str, int, int, int]]:
+    """(topic, partition, start, stop) of runs of up to _CHUNK events of one partition
+    (a batch is one partition's): each run is formatted with one template, in one call."""
+    start, end = 0, len(items)
+    while start < end:
+        first = items[start].record
+        topic, partition = first.topic, first.partition
+        stop = start + 1
+        limit = min(end, start + _CHUNK)
+        while (
+            stop < limit
+            and items[stop].record.partition == partition
+            and (items[stop].record.topic == topic)
+        ):
+            stop += 1
+        yield topic, partition, start, stop
+        start = stop
+
+
 def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
     """Pass-through events as CloudEvents of ``source``, or (None) as their data only.
 
@@ -218,19 +237,7 @@ def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
     flags_of = ENCODING_FLAGS
     valid = value_validator()
     chunks: list[bytes] = []
-    start, end = 0, len(items)
-    while start < end:
-        first = items[start].record
-        topic, partition = first.topic, first.partition
-        # A chunk: up to _CHUNK events of one partition (a batch is one partition's).
-        stop = start + 1
-        limit = min(end, start + _CHUNK)
-        while (
-            stop < limit
-            and items[stop].record.partition == partition
-            and (items[stop].record.topic == topic)
-        ):
-            stop += 1
+    for topic, partition, start, stop in _chunks(items):
         values: list[Any] = []
         add = values.extend
         for item in items[start:stop]:
@@ -273,7 +280,6 @@ def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
             )
         template = b",".join([_event_template(topic, partition, source)] * (stop - start))
         chunks.append(template % tuple(values))
-        start = stop
     return b"[" + b",".join(chunks) + b"]"
 
 
@@ -282,18 +288,7 @@ def _text_events(items: Sequence[Deliverable], source: str) -> bytes:
     as the pass-through events are, one C call per chunk."""
     times = _time_cache
     chunks: list[bytes] = []
-    start, end = 0, len(items)
-    while start < end:
-        first = items[start].record
-        topic, partition = first.topic, first.partition
-        stop = start + 1
-        limit = min(end, start + _CHUNK)
-        while (
-            stop < limit
-            and items[stop].record.partition == partition
-            and (items[stop].record.topic == topic)
-        ):
-            stop += 1
+    for topic, partition, start, stop in _chunks(items):
         values: list[Any] = []
         add = values.extend
         for item in items[start:stop]:
@@ -322,7 +317,6 @@ def _text_events(items: Sequence[Deliverable], source: str) -> bytes:
             )
         template = _event_template(topic, partition, source, _EVENT_TEXT)
         chunks.append(b",".join([template] * (stop - start)) % tuple(values))
-        start = stop
     return b"[" + b",".join(chunks) + b"]"
 
 
