@@ -205,6 +205,21 @@ def encode_envelope(record: Record) -> bytes:
 def build_envelope(record: Record) -> dict[str, Any]:
     value, value_encoding = decode_bytes(record.value)
     key, key_encoding = decode_bytes(record.key)
+    # Flags only where the raw bytes were not JSON, so the common case stays small.
+    return envelope_of(
+        record,
+        key,
+        value,
+        key_encoding if key_encoding in ("text", "base64") else None,
+        value_encoding if value_encoding in ("text", "base64") else None,
+    )
+
+
+def envelope_of(
+    record: Record, key: Any, value: Any, key_flag: str | None, value_flag: str | None
+) -> dict[str, Any]:
+    """The envelope of a record whose key and value are decoded already (a flag names an
+    encoding that is not JSON; None leaves it out)."""
     envelope: dict[str, Any] = {
         "topic": record.topic,
         "partition": record.partition,
@@ -214,9 +229,8 @@ def build_envelope(record: Record) -> dict[str, Any]:
         "headers": decode_headers(record.headers) if record.headers else {},
         "value": value,
     }
-    # Flags only where the raw bytes were not JSON, so the common case stays small.
-    if value_encoding in ("text", "base64"):
-        envelope["valueEncoding"] = value_encoding
-    if key_encoding in ("text", "base64"):
-        envelope["keyEncoding"] = key_encoding
+    if value_flag is not None:
+        envelope["valueEncoding"] = value_flag
+    if key_flag is not None:
+        envelope["keyEncoding"] = key_flag
     return envelope

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice_runtime.config import REGISTRY_FORMATS, KafkaSource, RecordFormat
-from sluice_runtime.envelope import decode_bytes, decode_headers
+from sluice_runtime.envelope import decode_bytes, envelope_of
 from sluice_runtime.records import Record
 from sluice_runtime.schemas.registry import Compiler, Registry, RegistryUnavailable
 from sluice_runtime.schemas.wire import (
@@ -75,19 +75,7 @@ class RecordDecoder:
             (None, None, None) if raw_value is None else self._value(raw_value)
         )
         key, key_flag, key_schema = (None, None, None) if raw_key is None else self._key(raw_key)
-        envelope: dict[str, Any] = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": record.timestamp,
-            "key": key,
-            "headers": decode_headers(record.headers) if record.headers else {},
-            "value": value,
-        }
-        if value_flag is not None:
-            envelope["valueEncoding"] = value_flag
-        if key_flag is not None:
-            envelope["keyEncoding"] = key_flag
+        envelope = envelope_of(record, key, value, key_flag, value_flag)
         if value_schema is not None:
             envelope["valueSchemaId"] = value_schema
         if key_schema is not None:
