@@ -103,7 +103,20 @@ class HttpSink:
         # See sluice_runtime.transport, and make bench's http-client row for the figures.
         self._head_start = request_line("POST", url, static)
         self._timeouts = Timeouts(spec.timeout, spec.timeout, spec.timeout, spec.timeout)
+        self._lines_by_type: dict[str, bytes] = {}
         self._transport = LeanTransport(max_connections=concurrency)
+
+    def _content_lines(self, headers: dict[str, str]) -> bytes:
+        """The payload's header lines. Every format but cloudevents-binary sets only its
+        content type, the same for every request: those lines are written once."""
+        if len(headers) == 1:
+            lines = self._lines_by_type.get(headers.get("content-type", ""))
+            if lines is not None:
+                return lines
+        lines = header_lines((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+        if len(headers) == 1 and "content-type" in headers:
+            self._lines_by_type[headers["content-type"]] = lines
+        return lines
 
     def prepare(self, events: Sequence[Deliverable]) -> Request:
         """The request for these events, built ahead of sending (see ``send``)."""
@@ -123,9 +136,7 @@ class HttpSink:
             body = payload.body
             head = b"%s%scontent-length: %d\r\n\r\n" % (
                 self._head_start,
-                header_lines(
-                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in payload.headers.items()
-                ),
+                self._content_lines(payload.headers),
                 len(body),
             )
             answer = await self._transport.exchange(self._origin, head, body, self._timeouts)
