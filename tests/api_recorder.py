@@ -116,7 +116,10 @@ class RecordingApiProxy:
         )
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # A handler still streaming at shutdown (a watch whose caller has gone quiet) is
+        # cancelled after a few seconds instead of the default minute, which is longer
+        # than __exit__ waits.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
