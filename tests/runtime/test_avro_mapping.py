@@ -12,7 +12,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from sluice_runtime.schemas.avro import decode_with_schema_text
+from sluice_runtime.schemas.avro import compile_avro, decode_with_schema_text
+from sluice_runtime.schemas.registry import RegistrySchema
 from sluice_runtime.schemas.wire import DecodeError
 
 MOMENT = dt.datetime(2026, 12, 1, 23, 59, 58, 250000, tzinfo=dt.UTC)
@@ -97,6 +98,20 @@ def test_recursive_records_and_named_types_used_twice() -> None:
         "at": "2026-12-01T23:59:58.250Z",
         "next": {"at": "2026-12-01T23:59:58.250Z", "next": None},
     }
+
+
+@pytest.mark.parametrize("generated", [True, False], ids=["generated", "fastavro"])
+def test_a_decimal_fixed_used_again_by_name_is_text_both_times(generated: bool) -> None:
+    price = {"type": "fixed", "name": "Price", "size": 4, "logicalType": "decimal"}
+    price.update(precision=9, scale=2)
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "net", "type": price}, {"name": "gross", "type": "Price"}],
+    }
+    payload = (1230).to_bytes(4, "big", signed=True) + (-5).to_bytes(4, "big", signed=True)
+    decode = compile_avro(RegistrySchema("AVRO", json.dumps(schema)), 1, generated=generated)
+    assert decode(payload) == {"net": "12.30", "gross": "-0.05"}
 
 
 def test_payloads_that_do_not_fit_the_schema_fail_to_decode() -> None:

@@ -27,14 +27,17 @@ from uuid import UUID
 import fastavro
 import orjson
 
+from sluice_runtime.schemas.avro_reader import Reader, build_reader
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DESERIALIZATION_ERROR, DecodeError
 
 Convert = Callable[[Any], Any]
 
 
-def compile_avro(schema: RegistrySchema, schema_id: int) -> Decoder:
-    """The decoder of payloads written with ``schema``."""
+def compile_avro(schema: RegistrySchema, schema_id: int, *, generated: bool = True) -> Decoder:
+    """The decoder of payloads written with ``schema``: the reader generated for it
+    (``avro_reader.py``) unless ``generated`` is False or it cannot read the schema, else
+    fastavro's."""
     if schema.schema_type != "AVRO":
         raise DecodeError(
             DESERIALIZATION_ERROR,
@@ -52,6 +55,9 @@ def compile_avro(schema: RegistrySchema, schema_id: int) -> Decoder:
         raise DecodeError(
             DESERIALIZATION_ERROR, f"schema {schema_id} is not a valid Avro schema: {error}"
         ) from None
+    fast = _generated_reader(schema) if generated else None
+    if fast is not None:
+        return _decoder(fast, schema_id)
     reader = fastavro.schemaless_reader
 
     def decode(payload: bytes) -> Any:
@@ -59,20 +65,50 @@ def compile_avro(schema: RegistrySchema, schema_id: int) -> Decoder:
         try:
             value = reader(stream, parsed, None)
         except Exception as error:
-            raise DecodeError(
-                DESERIALIZATION_ERROR,
-                f"the payload does not decode with Avro schema {schema_id}: "
-                f"{type(error).__name__}: {error}",
-            ) from None
+            raise _undecodable(error, schema_id) from None
         if stream.tell() != len(payload):
-            raise DecodeError(
-                DESERIALIZATION_ERROR,
-                f"{len(payload) - stream.tell()} bytes left after decoding with Avro "
-                f"schema {schema_id}",
-            )
+            raise _bytes_left(len(payload) - stream.tell(), schema_id)
         return value if convert is None else convert(value)
 
     return decode
+
+
+def _generated_reader(schema: RegistrySchema) -> Reader | None:
+    written: dict[str, Any] = {}  # the named types as written (logical types kept)
+    try:
+        for reference in _references_first(schema):
+            fastavro.parse_schema(orjson.loads(reference.text), named_schemas=written)
+        parsed = fastavro.parse_schema(orjson.loads(schema.text), named_schemas=written)
+        return build_reader(parsed, written, _RAW_LOGICAL)
+    except Exception:  # a schema fastavro reads once prepared, it keeps reading
+        return None
+
+
+def _decoder(read: Reader, schema_id: int) -> Decoder:
+    def decode(payload: bytes) -> Any:
+        try:
+            value, end = read(payload, 0)
+        except Exception as error:
+            raise _undecodable(error, schema_id) from None
+        if end != len(payload):
+            raise _bytes_left(len(payload) - end, schema_id)
+        return value
+
+    return decode
+
+
+def _bytes_left(left: int, schema_id: int) -> DecodeError:
+    return DecodeError(
+        DESERIALIZATION_ERROR, f"{left} bytes left after decoding with Avro schema {schema_id}"
+    )
+
+
+def _undecodable(error: Exception, schema_id: int) -> DecodeError:
+    return DecodeError(
+        DESERIALIZATION_ERROR,
+        f"the payload does not decode with Avro schema {schema_id}: "
+        f"{type(error).__name__}: {error}",
+    )
 
 
 def decode_with_schema_text(schema_text: str, payload: bytes) -> Any:
@@ -188,6 +224,9 @@ def _prepare(
         plain = {key: value for key, value in schema.items() if key != "logicalType"}
         return plain, _RAW_LOGICAL[logical][1]
     if logical == "decimal" and kind in ("bytes", "fixed"):
+        if kind == "fixed":  # named: a later use by name converts the same way
+            name = str(schema.get("name", ""))
+            named[name if "." in name or not namespace else f"{namespace}.{name}"] = _decimal
         return schema, _decimal
     if kind in ("record", "error"):
         name = str(schema.get("name", ""))

@@ -1,0 +1,238 @@
+"""The reader generated per Avro schema (schemas/avro_reader.py) against fastavro's, the
+reference: on generated schemas and values written by fastavro's encoder, the two decode
+every payload to the same JSON value; on payloads cut short or with bytes changed, the
+generated reader fails cleanly (DecodeError) or reads what fastavro reads."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+from typing import Any
+
+import fastavro
+import fastavro.utils
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sluice_runtime.schemas.avro import compile_avro
+from sluice_runtime.schemas.avro_reader import MAX_EMPTY_ITEMS
+from sluice_runtime.schemas.registry import Decoder, RegistrySchema
+from sluice_runtime.schemas.wire import DecodeError
+
+PRIMITIVES = ["null", "boolean", "int", "long", "float", "double", "string", "bytes"]
+LOGICAL: list[dict[str, Any]] = [
+    {"type": "long", "logicalType": "timestamp-millis"},
+    {"type": "long", "logicalType": "timestamp-micros"},
+    {"type": "long", "logicalType": "timestamp-nanos"},
+    {"type": "long", "logicalType": "local-timestamp-millis"},
+    {"type": "long", "logicalType": "local-timestamp-micros"},
+    {"type": "int", "logicalType": "date"},
+    {"type": "int", "logicalType": "time-millis"},
+    {"type": "long", "logicalType": "time-micros"},
+    {"type": "string", "logicalType": "uuid"},
+    {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 3},
+    {"type": "int", "logicalType": "timestamp-millis"},  # not a valid pairing: a plain int
+]
+
+
+@st.composite
+def avro_types(draw: st.DrawFn, depth: int, names: list[str]) -> Any:
+    """An Avro type; ``names`` collects the named types defined so far (used again by name).
+    Not recursive: fastavro's value generator makes ten items of every array, so recursive
+    types are compared on the hand-written schemas below instead."""
+    choices = ["primitive", "logical"]
+    if names:
+        choices.append("reference")
+    if depth < 3:
+        choices += ["record", "array", "map", "optional", "union", "enum", "fixed"]
+    kind = draw(st.sampled_from(choices))
+    if kind == "primitive":
+        return draw(st.sampled_from(PRIMITIVES))
+    if kind == "logical":
+        return dict(draw(st.sampled_from(LOGICAL)))
+    if kind == "reference":
+        return draw(st.sampled_from(names))
+    if kind == "record":
+        name = f"R{draw(st.uuids()).hex[:12]}"
+        count = draw(st.integers(0, 5))
+        record = {
+            "type": "record",
+            "name": name,
+            "fields": [
+                {"name": f"f{i}", "type": draw(avro_types(depth + 1, names))} for i in range(count)
+            ],
+        }
+        names.append(name)
+        return record
+    if kind == "array":
+        return {"type": "array", "items": draw(avro_types(depth + 1, names))}
+    if kind == "map":
+        return {"type": "map", "values": draw(avro_types(depth + 1, names))}
+    if kind == "optional":
+        value = draw(avro_types(depth + 1, names).filter(lambda t: _plain(t) != "null"))
+        return ["null", value] if draw(st.booleans()) else [value, "null"]
+    if kind == "union":
+        # Branches of distinct kinds, as Avro requires.
+        branches: list[Any] = draw(
+            st.lists(st.sampled_from(PRIMITIVES), min_size=2, max_size=4, unique=True)
+        )
+        if draw(st.booleans()):
+            branches.append(dict(draw(st.sampled_from(LOGICAL[:3]))))
+            branches = [b for b in branches if b != "long"]
+        return branches
+    if kind == "enum":
+        name = f"E{draw(st.uuids()).hex[:12]}"
+        names.append(name)
+        symbols = [f"S{i}" for i in range(draw(st.integers(1, 4)))]
+        return {"type": "enum", "name": name, "symbols": symbols}
+    name = f"F{draw(st.uuids()).hex[:12]}"
+    names.append(name)
+    fixed: dict[str, Any] = {"type": "fixed", "name": name, "size": draw(st.integers(0, 9))}
+    if draw(st.booleans()) and fixed["size"] > 0:
+        digits = min(20, int((8 * fixed["size"] - 1) * math.log10(2)))  # what fits
+        fixed.update(logicalType="decimal", precision=digits, scale=min(2, digits))
+    return fixed
+
+
+def _plain(avro_type: Any) -> Any:
+    return avro_type.get("type") if isinstance(avro_type, dict) else avro_type
+
+
+@st.composite
+def record_schemas(draw: st.DrawFn) -> dict[str, Any]:
+    names: list[str] = []
+    fields = [
+        {"name": f"f{i}", "type": draw(avro_types(0, names))}
+        for i in range(draw(st.integers(1, 6)))
+    ]
+    return {"type": "record", "name": "Top", "namespace": "gen", "fields": fields}
+
+
+def decoders(schema: dict[str, Any]) -> tuple[Decoder, Decoder]:
+    text = json.dumps(schema)
+    return (
+        compile_avro(RegistrySchema("AVRO", text), 1),
+        compile_avro(RegistrySchema("AVRO", text), 1, generated=False),
+    )
+
+
+def payloads(schema: dict[str, Any], count: int, seed: int) -> list[bytes]:
+    parsed = fastavro.parse_schema(schema)
+    random.seed(seed)
+    written = []
+    for value in fastavro.utils.generate_many(schema, count):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, parsed, value)
+        written.append(out.getvalue())
+    return written
+
+
+def outcome(decode: Decoder, payload: bytes) -> str:
+    """The decoded value as its repr (exact for floats, NaN equal to NaN), or the failure."""
+    try:
+        return repr(decode(payload))
+    except DecodeError:
+        return "DecodeError"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record_schemas(), st.integers(0, 2**32))
+def test_the_generated_reader_decodes_as_fastavro(schema: dict[str, Any], seed: int) -> None:
+    generated, reference = decoders(schema)
+    for payload in payloads(schema, 8, seed):
+        expected = outcome(reference, payload)
+        assert expected != "DecodeError", "fastavro reads what fastavro wrote"
+        assert outcome(generated, payload) == expected, json.dumps(schema)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record_schemas(), st.integers(0, 2**32), st.data())
+def test_damaged_payloads_fail_cleanly_or_read_as_fastavro_reads_them(
+    schema: dict[str, Any], seed: int, data: st.DataObject
+) -> None:
+    generated, reference = decoders(schema)
+    for payload in payloads(schema, 3, seed):
+        if payload:
+            cut = data.draw(st.integers(0, len(payload) - 1))
+            assert outcome(generated, payload[:cut]) == "DecodeError", "a payload cut short"
+            damaged = bytearray(payload)
+            damaged[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
+            read = outcome(generated, bytes(damaged))
+            if read != "DecodeError":  # valid by every check: fastavro must agree
+                assert read == outcome(reference, bytes(damaged))
+
+
+RECURSIVE = [
+    {  # a linked list
+        "type": "record",
+        "name": "Node",
+        "fields": [
+            {"name": "value", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "next", "type": ["null", "Node"]},
+        ],
+    },
+    {  # recursion by full name, beside a named type used again
+        "type": "record",
+        "name": "Chain",
+        "namespace": "t",
+        "fields": [
+            {"name": "id", "type": {"type": "fixed", "name": "Id", "size": 4}},
+            {"name": "seen", "type": ["null", {"type": "map", "values": "Id"}]},
+            {"name": "next", "type": ["null", "t.Chain"]},
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("schema", RECURSIVE, ids=["list", "chain"])
+@pytest.mark.parametrize("seed", range(5))
+def test_recursive_types_decode_as_fastavro(schema: dict[str, Any], seed: int) -> None:
+    generated, reference = decoders(schema)
+    for payload in payloads(schema, 20, seed):
+        assert outcome(generated, payload) == outcome(reference, payload)
+
+
+def test_the_generated_reader_is_used_where_it_reads_alike() -> None:
+    """Only a union of several types with a logical type inside is left to fastavro."""
+    from sluice_runtime.schemas.avro import _generated_reader
+
+    def reader_for(field_type: Any) -> object:
+        schema = {"type": "record", "name": "R", "fields": [{"name": "f", "type": field_type}]}
+        return _generated_reader(RegistrySchema("AVRO", json.dumps(schema)))
+
+    assert reader_for({"type": "array", "items": ["null", LOGICAL[0]]}) is not None
+    assert reader_for(["string", "long", "bytes"]) is not None
+    assert reader_for(["string", LOGICAL[0]]) is None
+
+
+def test_names_and_symbols_from_the_schema_stay_data() -> None:
+    """A schema is outside input: names that look like code are read as names."""
+    hostile = "x'] ; __import__('os')._exit(3) #"
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": hostile, "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]}},
+            {"name": "f", "type": {"type": "map", "values": "string"}},
+        ],
+    }
+    payload = b"\x02" + b"\x02" + b"\x02" + hostile.encode()[:1] + b"\x02v" + b"\x00"
+    generated = compile_avro(RegistrySchema("AVRO", json.dumps(schema)), 1)
+    assert generated(payload) == {hostile: "B", "f": {"x": "v"}}
+
+
+def test_a_block_count_beyond_the_payload_is_refused_before_anything_is_made() -> None:
+    schema = {"type": "array", "items": "null"}
+    generated = compile_avro(RegistrySchema("AVRO", json.dumps(schema)), 1)
+    claim = (MAX_EMPTY_ITEMS + 1) * 2  # zigzag
+    varint = bytearray()
+    while claim >= 0x80:
+        varint.append(claim & 0x7F | 0x80)
+        claim >>= 7
+    varint.append(claim)
+    with pytest.raises(DecodeError, match="a block of 1000001 items"):
+        generated(bytes(varint) + b"\x00")
+    assert generated(b"\x06\x00") == [None, None, None]  # three nulls take no bytes
