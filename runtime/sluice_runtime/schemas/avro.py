@@ -148,10 +148,16 @@ def _second(seconds: int) -> str:
     return text
 
 
+_MILLIS = tuple(f".{units:03d}" for units in range(1000))  # a nested format is slower
+
+
 def _fraction(units: int, digits: int) -> str:
     """Milliseconds when the value has no finer part, else every digit it has."""
-    if digits > 3 and units % 10 ** (digits - 3) == 0:
-        return f".{units // 10 ** (digits - 3):03d}"
+    if digits == 3:
+        return _MILLIS[units]
+    finer = 10 ** (digits - 3)
+    if units % finer == 0:
+        return _MILLIS[units // finer]
     return f".{units:0{digits}d}"
 
 
