@@ -145,14 +145,6 @@ _EVENT = (
     b'"data":{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
     b'"key":%b,"headers":%b,"value":%b%b}}'
 )
-# cloudevent() with data that is JSON text already (a UDF's answer); the id's suffix is
-# the fan-out index ("-1", ...) or empty.
-_EVENT_TEXT = (
-    b'{"specversion":"1.0","id":"\x01T-\x01P-%d%b","source":\x01S,"type":"'
-    + EVENT_TYPE.encode()
-    + b'","subject":"partition:\x01P#%d","time":"%b","datacontenttype":"application/json",'
-    b'"kafkatopic":"\x01T","kafkapartition":"\x01P","kafkaoffset":"%d"%b,"data":%b}'
-)
 # cloudevent()'s attributes after "specversion": written as that key's value (an orjson
 # Fragment), so that orjson writes an event whose data is a decoded value with no dict of
 # attributes per event.
@@ -162,6 +154,9 @@ _ATTRIBUTES = (
     + b'","subject":"partition:\x01P#%d","time":"%b","datacontenttype":"application/json",'
     b'"kafkatopic":"\x01T","kafkapartition":"\x01P","kafkaoffset":"%d"%b'
 )
+# cloudevent() with data that is JSON text already (a UDF's answer); the id's suffix is
+# the fan-out index ("-1", ...) or empty.
+_EVENT_TEXT = b'{"specversion":' + _ATTRIBUTES + b',"data":%b}'
 # The envelope alone, for json-array: the same fields as the CloudEvent's data.
 _DATA = (
     b'{"topic":"\x01T","partition":\x01P,"offset":%d,"timestamp":%d,'
@@ -292,38 +287,29 @@ def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
     return b"[" + b",".join(chunks) + b"]"
 
 
+def _attribute_values(item: Deliverable) -> tuple[int, bytes, int, bytes, int, bytes]:
+    """What varies per event in _ATTRIBUTES: offset, id suffix (the fan-out index: "-1",
+    ... or empty), offset, time, offset, and the key and trace context attributes."""
+    record = item.record
+    offset, timestamp, raw_key, index = record.offset, record.timestamp, record.key, item.index
+    extra = b"" if raw_key is None else _key_parts(raw_key)[2]
+    if record.headers:
+        traceparent = _traceparent(record.headers)
+        if traceparent:
+            extra += b',"traceparent":' + json_string(traceparent)
+    time = _time_cache.get(timestamp) or _time(timestamp)
+    return offset, b"-%d" % index if index else b"", offset, time, offset, extra
+
+
 def _text_events(items: Sequence[Deliverable], source: str) -> bytes:
     """Events whose data is JSON text already (a UDF's answers) as CloudEvents: formatted
     as the pass-through events are, one C call per chunk."""
-    times = _time_cache
     chunks: list[bytes] = []
     for topic, partition, start, stop in _chunks(items):
         values: list[Any] = []
-        add = values.extend
         for item in items[start:stop]:
-            record = item.record
-            offset, timestamp, raw_key, index = (
-                record.offset,
-                record.timestamp,
-                record.key,
-                item.index,
-            )
-            extra = b"" if raw_key is None else _key_parts(raw_key)[2]
-            if record.headers:
-                traceparent = _traceparent(record.headers)
-                if traceparent:
-                    extra += b',"traceparent":' + json_string(traceparent)
-            add(
-                (
-                    offset,
-                    b"-%d" % index if index else b"",
-                    offset,
-                    times.get(timestamp) or _time(timestamp),
-                    offset,
-                    extra,
-                    item.data.text,
-                )
-            )
+            values += _attribute_values(item)
+            values.append(item.data.text)
         template = _event_template(topic, partition, source, _EVENT_TEXT)
         chunks.append(b",".join([template] * (stop - start)) % tuple(values))
     return b"[" + b",".join(chunks) + b"]"
@@ -334,33 +320,13 @@ def _decoded_events(items: Sequence[Deliverable], source: str) -> bytes:
     output) as CloudEvents: one orjson call for the batch, each event a dict of two keys,
     its attributes formatted from the partition's template. Building the attributes' dict
     per event cost about four times as much."""
-    times = _time_cache
     events: list[dict[str, Any]] = []
     add = events.append
     fragment = orjson.Fragment
     for topic, partition, start, stop in _chunks(items):
         template = _event_template(topic, partition, source, _ATTRIBUTES)
         for item in items[start:stop]:
-            record = item.record
-            offset, timestamp, raw_key, index = (
-                record.offset,
-                record.timestamp,
-                record.key,
-                item.index,
-            )
-            extra = b"" if raw_key is None else _key_parts(raw_key)[2]
-            if record.headers:
-                traceparent = _traceparent(record.headers)
-                if traceparent:
-                    extra += b',"traceparent":' + json_string(traceparent)
-            attributes = template % (
-                offset,
-                b"-%d" % index if index else b"",
-                offset,
-                times.get(timestamp) or _time(timestamp),
-                offset,
-                extra,
-            )
+            attributes = template % _attribute_values(item)
             add({"specversion": fragment(attributes), "data": _data(item)})
     return exact_dumps(events)
 

@@ -148,14 +148,15 @@ def _second(seconds: int) -> str:
     return text
 
 
-_MILLIS = tuple(f".{units:03d}" for units in range(1000))  # a nested format is slower
+# A table: formatting with a nested format spec per value was slower.
+_MILLIS: tuple[str, ...] = tuple(f".{units:03d}" for units in range(1000))
 
 
 def _fraction(units: int, digits: int) -> str:
     """Milliseconds when the value has no finer part, else every digit it has."""
     if digits == 3:
         return _MILLIS[units]
-    finer = 10 ** (digits - 3)
+    finer: int = 10 ** (digits - 3)
     if units % finer == 0:
         return _MILLIS[units // finer]
     return f".{units:0{digits}d}"
