@@ -85,7 +85,9 @@ def acquire(consumer: ShareConsumer, want: int) -> list[Message]:
 
 def settle(consumer: ShareConsumer, messages: list[Message], how: Callable[[int], Any]) -> None:
     for message in messages:
-        consumer.acknowledge(message, how(message.offset()))
+        offset = message.offset()
+        assert offset is not None
+        consumer.acknowledge(message, how(offset))
     consumer.commit_sync()
 
 

@@ -1,12 +1,16 @@
 """The encodings of share_group_offsets.py against bytes written out by hand from Kafka's
-message definitions, and the backlog arithmetic. The same code against the real broker:
-test_share_backlog.py."""
+message definitions, the backlog arithmetic, and the drain-time rule fed a share group's
+backlog. The same code against the real broker: test_share_backlog.py and
+test_operator_queue_backlog.py."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
 from sluice_operator.queue_scaling import share_backlog
+from sluice_operator.scaling import DrainSignals, decide_replicas
 from sluice_operator.share_group_offsets import (
     Coordinator,
     ProtocolError,
@@ -21,6 +25,7 @@ from sluice_operator.share_group_offsets import (
     request_header,
     transport,
 )
+from sluice_runtime.config import ConnectorSpec
 
 TOPIC_ID = bytes(range(16))
 
@@ -180,3 +185,24 @@ def test_backlog_of_partitions_not_started_depends_on_where_the_group_starts() -
     low = {("t", 0): 20, ("t", 1): 0}
     assert share_backlog({"t": 2}, {}, WATERMARKS, low, True) == {"t": 80 + 50}
     assert share_backlog({"t": 2}, {}, WATERMARKS, low, False) == {"t": 0}
+
+
+def test_the_drain_time_rule_scales_a_share_group_beyond_its_partitions() -> None:
+    spec = ConnectorSpec.model_validate(
+        {
+            "source": {
+                "kafka": {"bootstrapServers": ["k:9092"], "topics": ["t"], "consumption": "queue"}
+            },
+            "delivery": {"ordering": "unordered"},
+            "scaling": {"mode": "lag", "targetDrainTime": "60s", "maxReplicas": 10},
+            "sink": {"uri": "http://f/"},
+        }
+    )
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    # 2 replicas flat out at 50/s each on 1 partition, a backlog of 24,000: 2 + 8 = 10 wanted,
+    # at most double per step.
+    busy = DrainSignals(backlog=24_000, delivered_per_second=100, reporting_replicas=2)
+    first = decide_replicas(spec, 1, 24_000, 2, None, now, drain=busy)
+    assert first.replicas == 4
+    later = DrainSignals(backlog=24_000, delivered_per_second=200, reporting_replicas=4)
+    assert decide_replicas(spec, 1, 24_000, 8, None, now, drain=later).replicas == 10
