@@ -3,8 +3,13 @@ its share group has not finished (accepted, rejected, archived), in flight ones 
 
 from __future__ import annotations
 
+import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +200,136 @@ def test_what_cannot_be_read_is_unknown_not_a_crash(
     admin = reader._client([kafka_bootstrap], PLAIN)[1]
     assert reader._share_backlog(admin, connector, {topic: 1}, PLAIN) == {topic: 0}
     assert reader._share_backlog(admin, connector, {topic: 1}, sasl) is None
+
+
+def self_signed(directory: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1: (certificate, key) as PEM,
+    also left in ``directory`` as NAME.crt and NAME.key."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={name}"),
+            *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert.read_text(), key.read_text()
+
+
+class TlsFront:
+    """A TLS listener before the real broker that wants a client certificate, forwarding
+    each request and its answer as they are, except FindCoordinator's answer: its
+    coordinator (the broker's plaintext listener) becomes this listener, so the whole read
+    goes over TLS, on a second connection."""
+
+    def __init__(self, broker: str, server: ssl.SSLContext) -> None:
+        self.broker = broker.rsplit(":", 1)
+        self.tls = server
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.clients: list[str] = []  # the CN of each client certificate
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self.tls.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):  # the client refused our certificate
+            raw.close()
+            return
+        with client:
+            subject = (client.getpeercert() or {}).get("subject", ())
+            assert isinstance(subject, tuple)
+            for name in subject:
+                self.clients += [str(pair[1]) for pair in name if pair[0] == "commonName"]
+            with socket.create_connection((self.broker[0], int(self.broker[1]))) as broker:
+                while request := self._frame(client):
+                    api_key = int.from_bytes(request[4:6], "big")
+                    broker.sendall(request)
+                    answer = self._frame(broker)
+                    if api_key == share_group_offsets.FIND_COORDINATOR:
+                        answer = self._to_me(answer)
+                    client.sendall(answer)
+
+    @staticmethod
+    def _frame(peer: socket.socket) -> bytes:
+        data = b""
+        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+            chunk = peer.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        return data
+
+    def _to_me(self, frame: bytes) -> bytes:
+        """FindCoordinator's answer (version 4+) with this listener as the coordinator."""
+        body = share_group_offsets.Reader(frame[4:])
+        correlation = body.int32()
+        body.skip_tagged_fields()
+        out = share_group_offsets.Writer().int32(correlation).no_tagged_fields()
+        out.int32(body.int32())  # throttle
+        count = body.compact_array_length()
+        out.compact_array_length(count)
+        for _ in range(count):
+            out.compact_string(body.compact_string())
+            out.int32(body.int32())
+            body.compact_string(), body.int32()
+            out.compact_string("127.0.0.1").int32(self.port)
+            out.int16(body.int16()).compact_string(body.compact_string())
+            body.skip_tagged_fields()
+            out.no_tagged_fields()
+        message = out.no_tagged_fields().bytes()
+        return len(message).to_bytes(4, "big") + message
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_tls_with_a_client_certificate(
+    kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    broker_cert, _ = self_signed(tmp_path, "broker")
+    client_cert, client_key = self_signed(tmp_path, "operator")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=client_cert)
+    server.load_cert_chain(tmp_path / "broker.crt", tmp_path / "broker.key")
+    server.verify_mode = ssl.CERT_REQUIRED
+    front = TlsFront(kafka_bootstrap, server)
+    topic = make_topic(prefix="backlog")
+    group = f"tls-{topic}"
+    set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(6)))
+    consumer = share_member(kafka_bootstrap, group, topic)
+    try:
+        settle(consumer, acquire(consumer, 6), lambda o: AcknowledgeType.ACCEPT)
+    finally:
+        consumer.close()
+    tls = {
+        "security.protocol": "SSL",
+        "ssl.ca.pem": broker_cert,
+        "ssl.certificate.pem": client_cert,
+        "ssl.key.pem": client_key,
+    }
+    try:
+        offsets = describe_share_group_offsets(
+            [f"localhost:{front.port}"], tls, group, {topic: 1}, 5.0
+        )
+        assert offsets[(topic, 0)].lag == 0
+        # Both connections (bootstrap, then coordinator) showed the operator's certificate.
+        assert front.clients == ["operator", "operator"]
+        # A broker certificate the CA does not vouch for: refused, reported.
+        with pytest.raises(ShareOffsetsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            describe_share_group_offsets(
+                [f"localhost:{front.port}"], {**tls, "ssl.ca.pem": client_cert}, group, {}, 5.0
+            )
+    finally:
+        front.close()
