@@ -466,8 +466,9 @@ def _split(server: str) -> tuple[str, int]:
 
 
 def _connect(
-    servers: Iterable[str], tls: ssl.SSLContext | None, deadline: float
+    servers: Iterable[str], tls: ssl.SSLContext | None, deadline: float, role: str
 ) -> BrokerConnection:
+    """A connection to the first of ``servers`` that answers ApiVersions."""
     failures: list[str] = []
     for server in servers:
         try:
@@ -478,11 +479,12 @@ def _connect(
             continue
         try:
             connection.negotiate()
-        except BaseException:
+        except (OSError, ShareOffsetsUnavailable) as error:
             connection.close()
-            raise
+            failures.append(f"{server}: {error}")
+            continue
         return connection
-    raise ShareOffsetsUnavailable(f"no bootstrap server answered ({'; '.join(failures)})")
+    raise ShareOffsetsUnavailable(f"no {role} answered ({'; '.join(failures)})")
 
 
 def describe_share_group_offsets(
@@ -501,7 +503,7 @@ def describe_share_group_offsets(
     tls = transport(settings)
     servers = list(servers)
     try:
-        with _connect(servers, tls, deadline) as bootstrap:
+        with _connect(servers, tls, deadline, "bootstrap server") as bootstrap:
             version = bootstrap.version_of(
                 FIND_COORDINATOR, FIND_COORDINATOR_VERSIONS, "FindCoordinator"
             )
@@ -512,11 +514,11 @@ def describe_share_group_offsets(
             address = f"{coordinator.host}:{coordinator.port}"
             if address == bootstrap.address:
                 return _describe(bootstrap, group, partitions)
-        with _connect([address], tls, deadline) as connection:
+        with _connect([address], tls, deadline, f"coordinator of group {group}") as connection:
             return _describe(connection, group, partitions)
     except ShareOffsetsUnavailable:
         raise
-    except (OSError, TimeoutError, ssl.SSLError) as error:
+    except Exception as error:  # the network, or an answer nobody expected: still unknown
         raise ShareOffsetsUnavailable(
             f"offsets of share group {group}: {type(error).__name__}: {error}"
         ) from None
