@@ -1,6 +1,7 @@
 """What the operator needs to know from Kafka about one Connector: the partition counts of
-its topics, the consumer group's lag, and that its dead-letter topic exists (created when
-missing).
+its topics, the consumer group's lag (in queue mode the share group's backlog, asked over
+Kafka's protocol by ``share_group_offsets.py``), and that its dead-letter topic exists
+(created when missing).
 
 Who the operator is on Kafka (:func:`kafka_identities`): the bootstrap servers are the
 Connector author's choice, so the operator sends them the *Connector's* own credentials
@@ -38,7 +39,12 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from sluice_operator.conditions import Reason
+from sluice_operator.queue_scaling import share_backlog
 from sluice_operator.settings import OperatorConfig
+from sluice_operator.share_group_offsets import (
+    ShareOffsetsUnavailable,
+    describe_share_group_offsets,
+)
 from sluice_runtime.config import Connector, KafkaAuth
 from sluice_runtime.contract import KAFKA_AUTH_ENV, KAFKA_AUTH_SECRET_KEYS
 
@@ -156,7 +162,8 @@ class KafkaFacts:
     partitions: dict[str, int]
     """Partition count of each topic."""
     lag: int | None
-    """Records the group has yet to commit over all partitions; None when unreadable."""
+    """Records the group has yet to commit over all partitions (in queue mode: the share
+    group has yet to finish); None when unreadable."""
     dead_letter_created: str | None = None
     """The dead-letter topic, when this call created it."""
     dead_letter_error: str | None = None
@@ -188,6 +195,9 @@ class KafkaFactsReader:
         self.max_clients = max_clients
         self._clients: OrderedDict[tuple[Any, ...], AdminClient] = OrderedDict()
         self._lock = threading.Lock()
+        # Why a share group's backlog was last unreadable, per group: warned once per
+        # reason, not every round (a SASL cluster would repeat it forever).
+        self._backlog_problems: dict[str, str] = {}
 
     def _client(self, servers: Iterable[str], identity: KafkaIdentity) -> tuple[Any, AdminClient]:
         settings = {"bootstrap.servers": ",".join(sorted(servers)), **identity.settings}
@@ -247,7 +257,10 @@ class KafkaFactsReader:
             if error.reason != Reason.TOPIC_NOT_FOUND:
                 self._forget(key)
             raise
-        lag_by_topic = self._lag(client, connector, partitions)
+        if kafka.consumption == "queue":
+            lag_by_topic = self._share_backlog(client, connector, partitions, identities.source)
+        else:
+            lag_by_topic = self._lag(client, connector, partitions)
         created, dlq_error = self._ensure_dead_letter(connector, identities.dead_letter)
         client.poll(0)  # serves queued log events to our logger
         lag = sum(lag_by_topic.values()) if lag_by_topic is not None else None
@@ -269,10 +282,6 @@ class KafkaFactsReader:
         """Records the group has yet to commit, per topic. Records that retention deleted
         before the group got to them are not lag: the group can never read them, so a
         committed offset below a partition's low watermark counts from the watermark."""
-        if connector.spec.source.kafka.consumption == "queue":
-            # A share group's backlog needs DescribeShareGroupOffsets, which the Python
-            # client's admin API does not offer yet: unknown, so lag scaling keeps its count.
-            return None
         group = connector.consumer_group
         tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         try:
@@ -300,6 +309,39 @@ class KafkaFactsReader:
                 start = low if from_start else end
             by_topic[tp.topic] += max(end - max(start, low), 0)
         return by_topic
+
+    def _share_backlog(
+        self,
+        client: AdminClient,
+        connector: Connector,
+        partitions: dict[str, int],
+        identity: KafkaIdentity,
+    ) -> dict[str, int] | None:
+        """Records the share group has yet to finish, per topic (``share_backlog``); None
+        when unreadable. The start offsets come over Kafka's protocol (the Python client
+        has no admin call for them), with the same identity as the admin client."""
+        kafka = connector.spec.source.kafka
+        group = connector.share_group
+        tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
+        try:
+            offsets = describe_share_group_offsets(
+                kafka.bootstrap_servers, identity.settings, group, partitions, self.timeout
+            )
+            latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+            earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        except (ShareOffsetsUnavailable, KafkaFactsError) as error:
+            problem = str(error) if isinstance(error, ShareOffsetsUnavailable) else error.message
+            if self._backlog_problems.get(group) != problem:
+                if len(self._backlog_problems) >= 4 * self.max_clients:
+                    self._backlog_problems.clear()  # groups of deleted Connectors, say
+                self._backlog_problems[group] = problem
+                log.warning("Failed to read the backlog of share group %s: %s", group, problem)
+            return None
+        if self._backlog_problems.pop(group, None) is not None:
+            log.info("The backlog of share group %s is readable again", group)
+        return share_backlog(
+            partitions, offsets, latest, earliest, kafka.initial_offset == "earliest"
+        )
 
     def _offsets(
         self, client: AdminClient, tps: list[TopicPartition], spec: OffsetSpec

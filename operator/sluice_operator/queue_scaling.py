@@ -7,11 +7,18 @@ consumers against partitions; queue mode only hands them a different count: as m
 ``maxReplicas`` the cap stays where group mode puts it (the partitions, or ``minReplicas``
 when that is higher): more replicas are asked for explicitly.
 
-In ``lag`` mode the lag is the share group's backlog once the operator can read it (see
-``kafka_facts.py``); until then it is unknown and the count is kept.
+In ``lag`` mode the lag is the share group's backlog (:func:`share_backlog`), read from the
+broker by ``share_group_offsets.py``: the ``lagThreshold`` rule and the drain-time rule
+scale on it as they scale on a consumer group's lag.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sluice_operator.share_group_offsets import SharePartitionOffsets
+
+Partition = tuple[str, int]
 
 
 def queue_capacity(
@@ -22,3 +29,38 @@ def queue_capacity(
     if max_replicas is None:
         return max(partitions, min_replicas * consumers_per_replica)
     return max(1, max_replicas * consumers_per_replica)
+
+
+def share_backlog(
+    partitions: Mapping[str, int],
+    offsets: Mapping[Partition, SharePartitionOffsets],
+    latest: Mapping[Partition, int],
+    earliest: Mapping[Partition, int],
+    from_start: bool,
+) -> dict[str, int]:
+    """Records the share group has yet to finish (accept, reject, or have archived), per
+    topic; records in flight (acquired, not yet acknowledged) are still to do.
+
+    On a partition the group has started on, at most the records from its start offset
+    (every record below it is done) to the end: fewer when the broker counted records above
+    the start that are done already (acknowledged out of order), as DescribeShareGroupOffsets
+    version 1 does. Records that retention deleted are not backlog: nobody can read them.
+    On a partition it has not started on (no member acknowledged anything there yet), where
+    it will start: the low watermark with ``from_start`` (``initialOffset: earliest``, which
+    the runtime sets as the group's ``share.auto.offset.reset``), else the end: nothing."""
+    by_topic = dict.fromkeys(partitions, 0)
+    for topic, count in partitions.items():
+        for partition in range(count):
+            where = (topic, partition)
+            end = latest[where]
+            low = earliest.get(where, 0)
+            state = offsets.get(where)
+            if state is None or state.start_offset < 0:
+                start = low if from_start else end
+                backlog = end - start
+            else:
+                backlog = end - max(state.start_offset, low)
+                if state.lag is not None:
+                    backlog = min(backlog, state.lag)
+            by_topic[topic] += max(backlog, 0)
+    return by_topic

@@ -42,8 +42,8 @@ class ConnectorStatus(BaseModel):
     sink_uri: str | None = Field(default=None, description="Where events are delivered.")
     lag: int | None = Field(
         default=None,
-        description="Records not yet committed by the consumer group (records deleted by"
-        " retention are not counted).",
+        description="Records not yet committed by the consumer group; in queue mode, records"
+        " the share group has not yet finished (records deleted by retention are not counted).",
     )
     lag_by_topic: dict[str, int] | None = Field(default=None, description="The lag per topic.")
     delivered_per_second: float | None = Field(

@@ -1,0 +1,335 @@
+"""A queue-mode Connector's backlog, as the operator reads it from the real broker: records
+its share group has not finished (accepted, rejected, archived), in flight ones included."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import AcknowledgeType, Message, ShareConsumer
+
+from sluice_operator import share_group_offsets
+from sluice_operator.kafka_facts import KafkaFactsReader, KafkaIdentities, KafkaIdentity
+from sluice_operator.queue_scaling import share_backlog
+from sluice_operator.share_group_offsets import (
+    ShareOffsetsUnavailable,
+    describe_share_group_offsets,
+)
+from sluice_runtime.config import Connector, load_connector
+from tests.runtime.test_queue_mode import set_group_config
+from tests.support import produce
+
+pytestmark = pytest.mark.integration
+
+PLAIN = KafkaIdentity("connector", {})
+
+
+def queue_connector(bootstrap: str, topic: str, group: str, initial_offset: str) -> Connector:
+    return load_connector(
+        {
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "Connector",
+            "metadata": {"name": "backlog", "namespace": "ns"},
+            "spec": {
+                "source": {
+                    "kafka": {
+                        "bootstrapServers": [bootstrap],
+                        "topics": [topic],
+                        "consumption": "queue",
+                        "shareGroup": group,
+                        "initialOffset": initial_offset,
+                    }
+                },
+                "delivery": {"ordering": "unordered"},
+                "sink": {"uri": "http://f/"},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def reader() -> Iterator[KafkaFactsReader]:
+    facts = KafkaFactsReader(timeout=5.0)
+    yield facts
+    facts.close()
+
+
+def backlog(reader: KafkaFactsReader, connector: Connector) -> tuple[int | None, Any]:
+    facts = reader.read(connector, KafkaIdentities(PLAIN, PLAIN))
+    return facts.lag, facts.lag_by_topic
+
+
+def share_member(bootstrap: str, group: str, topic: str) -> ShareConsumer:
+    consumer = ShareConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit",
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+def acquire(consumer: ShareConsumer, want: int) -> list[Message]:
+    """One poll's worth at a time until ``want`` records are held (none acknowledged)."""
+    deadline = time.monotonic() + 30
+    messages: list[Message] = []
+    while len(messages) < want and time.monotonic() < deadline:
+        messages += [m for m in consumer.poll(1) if m.error() is None]
+    assert len(messages) == want, f"acquired {len(messages)} of {want}"
+    return messages
+
+
+def settle(consumer: ShareConsumer, messages: list[Message], how: Callable[[int], Any]) -> None:
+    for message in messages:
+        offset = message.offset()
+        assert offset is not None
+        consumer.acknowledge(message, how(offset))
+    consumer.commit_sync()
+
+
+def test_the_backlog_is_what_the_share_group_has_not_finished(
+    kafka_bootstrap: str, make_topic: Callable[..., str], reader: KafkaFactsReader
+) -> None:
+    topic = make_topic(partitions=2, prefix="backlog")
+    group = f"backlog-{topic}"
+    set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})
+    connector = queue_connector(kafka_bootstrap, topic, group, "earliest")
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(10)), partition=0)
+    assert backlog(reader, connector) == (10, {topic: 10})  # nobody has started
+
+    consumer = share_member(kafka_bootstrap, group, topic)
+    try:
+        held = acquire(consumer, 10)
+        assert backlog(reader, connector)[0] == 10  # acquired is not finished
+
+        # Out of order: 0 rejected (archived), 5-9 accepted, 1-4 released for redelivery.
+        def first_round(offset: int) -> Any:
+            if offset == 0:
+                return AcknowledgeType.REJECT
+            return AcknowledgeType.ACCEPT if offset >= 5 else AcknowledgeType.RELEASE
+
+        settle(consumer, held, first_round)
+        # 4 records left, though the start offset alone would say 9 or more (the broker
+        # persists it lazily): the broker's own count of what is done above it is used.
+        assert backlog(reader, connector) == (4, {topic: 4})
+
+        produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(3)), partition=1)
+        assert backlog(reader, connector) == (7, {topic: 7})
+
+        again = acquire(consumer, 7)  # the 4 released ones and partition 1's 3
+        assert backlog(reader, connector)[0] == 7
+        settle(consumer, again, lambda _offset: AcknowledgeType.ACCEPT)
+        assert backlog(reader, connector) == (0, {topic: 0})
+    finally:
+        consumer.close()
+
+
+def test_a_share_group_nobody_started_counts_from_where_it_will_start(
+    kafka_bootstrap: str, make_topic: Callable[..., str], reader: KafkaFactsReader
+) -> None:
+    topic = make_topic(partitions=3, prefix="backlog")
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(12)))
+    never_used = f"never-{topic}"
+    earliest = queue_connector(kafka_bootstrap, topic, never_used, "earliest")
+    latest = queue_connector(kafka_bootstrap, topic, never_used, "latest")
+    assert backlog(reader, earliest)[0] == 12  # the runtime will start at the beginning
+    assert backlog(reader, latest)[0] == 0  # ... or at the end: nothing to catch up on
+
+
+def test_version_0_reads_the_start_offset(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Brokers without KIP-1226's lag answer version 0: the start offset alone, which the
+    broker persists lazily (it may trail what is done), so the backlog read from it is
+    never below the truth."""
+    topic = make_topic(prefix="backlog")
+    group = f"v0-{topic}"
+    set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(8)))
+    consumer = share_member(kafka_bootstrap, group, topic)
+    try:
+        held = acquire(consumer, 8)
+        settle(
+            consumer,
+            held,
+            lambda o: AcknowledgeType.ACCEPT if o < 3 else AcknowledgeType.RELEASE,
+        )
+    finally:
+        consumer.close()
+    monkeypatch.setattr(share_group_offsets, "DESCRIBE_VERSIONS", (0, 0))
+    offsets = describe_share_group_offsets([kafka_bootstrap], {}, group, {topic: 1}, 5.0)
+    assert 0 <= offsets[(topic, 0)].start_offset <= 3  # 3 records accepted, in order
+    assert offsets[(topic, 0)].lag is None
+    backlog = share_backlog({topic: 1}, offsets, {(topic, 0): 8}, {(topic, 0): 0}, True)
+    assert backlog[topic] >= 5
+
+
+def test_what_cannot_be_read_is_unknown_not_a_crash(
+    kafka_bootstrap: str, make_topic: Callable[..., str], reader: KafkaFactsReader
+) -> None:
+    topic = make_topic(prefix="backlog")
+    group = f"unread-{topic}"
+    with pytest.raises(ShareOffsetsUnavailable, match="SASL is not implemented"):
+        describe_share_group_offsets(
+            [kafka_bootstrap], {"security.protocol": "SASL_SSL"}, group, {topic: 1}, 2.0
+        )
+    # TLS towards a plaintext listener: the handshake fails, the reader says so.
+    with pytest.raises(ShareOffsetsUnavailable, match=r"no bootstrap server answered.*SSL"):
+        describe_share_group_offsets(
+            [kafka_bootstrap], {"security.protocol": "SSL"}, group, {topic: 1}, 2.0
+        )
+    with pytest.raises(ShareOffsetsUnavailable, match="no bootstrap server answered"):
+        describe_share_group_offsets(["127.0.0.1:1"], {}, group, {topic: 1}, 2.0)
+
+    # In the operator's reader (the hook read() calls in queue mode), with a SASL identity
+    # (the admin client would speak it, this module does not): unknown, so the lag rules
+    # keep the replica count.
+    connector = queue_connector(kafka_bootstrap, topic, group, "earliest")
+    sasl = KafkaIdentity("connector", {"security.protocol": "SASL_PLAINTEXT"})
+    admin = reader._client([kafka_bootstrap], PLAIN)[1]
+    assert reader._share_backlog(admin, connector, {topic: 1}, PLAIN) == {topic: 0}
+    assert reader._share_backlog(admin, connector, {topic: 1}, sasl) is None
+
+
+def self_signed(directory: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1: (certificate, key) as PEM,
+    also left in ``directory`` as NAME.crt and NAME.key."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={name}"),
+            *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert.read_text(), key.read_text()
+
+
+class TlsFront:
+    """A TLS listener before the real broker that wants a client certificate, forwarding
+    each request and its answer as they are, except FindCoordinator's answer: its
+    coordinator (the broker's plaintext listener) becomes this listener, so the whole read
+    goes over TLS, on a second connection."""
+
+    def __init__(self, broker: str, server: ssl.SSLContext) -> None:
+        self.broker = broker.rsplit(":", 1)
+        self.tls = server
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.clients: list[str] = []  # the CN of each client certificate
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self.tls.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):  # the client refused our certificate
+            raw.close()
+            return
+        with client:
+            subject = (client.getpeercert() or {}).get("subject", ())
+            assert isinstance(subject, tuple)
+            for name in subject:
+                self.clients += [str(pair[1]) for pair in name if pair[0] == "commonName"]
+            with socket.create_connection((self.broker[0], int(self.broker[1]))) as broker:
+                while request := self._frame(client):
+                    api_key = int.from_bytes(request[4:6], "big")
+                    broker.sendall(request)
+                    answer = self._frame(broker)
+                    if api_key == share_group_offsets.FIND_COORDINATOR:
+                        answer = self._to_me(answer)
+                    client.sendall(answer)
+
+    @staticmethod
+    def _frame(peer: socket.socket) -> bytes:
+        data = b""
+        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+            chunk = peer.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        return data
+
+    def _to_me(self, frame: bytes) -> bytes:
+        """FindCoordinator's answer (version 4+) with this listener as the coordinator."""
+        body = share_group_offsets.Reader(frame[4:])
+        correlation = body.int32()
+        body.skip_tagged_fields()
+        out = share_group_offsets.Writer().int32(correlation).no_tagged_fields()
+        out.int32(body.int32())  # throttle
+        count = body.compact_array_length()
+        out.compact_array_length(count)
+        for _ in range(count):
+            out.compact_string(body.compact_string())
+            out.int32(body.int32())
+            body.compact_string(), body.int32()
+            out.compact_string("127.0.0.1").int32(self.port)
+            out.int16(body.int16()).compact_string(body.compact_string())
+            body.skip_tagged_fields()
+            out.no_tagged_fields()
+        message = out.no_tagged_fields().bytes()
+        return len(message).to_bytes(4, "big") + message
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_tls_with_a_client_certificate(
+    kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    broker_cert, _ = self_signed(tmp_path, "broker")
+    client_cert, client_key = self_signed(tmp_path, "operator")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=client_cert)
+    server.load_cert_chain(tmp_path / "broker.crt", tmp_path / "broker.key")
+    server.verify_mode = ssl.CERT_REQUIRED
+    front = TlsFront(kafka_bootstrap, server)
+    topic = make_topic(prefix="backlog")
+    group = f"tls-{topic}"
+    set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(6)))
+    consumer = share_member(kafka_bootstrap, group, topic)
+    try:
+        settle(consumer, acquire(consumer, 6), lambda o: AcknowledgeType.ACCEPT)
+    finally:
+        consumer.close()
+    tls = {
+        "security.protocol": "SSL",
+        "ssl.ca.pem": broker_cert,
+        "ssl.certificate.pem": client_cert,
+        "ssl.key.pem": client_key,
+    }
+    try:
+        offsets = describe_share_group_offsets(
+            [f"localhost:{front.port}"], tls, group, {topic: 1}, 5.0
+        )
+        assert offsets[(topic, 0)].lag == 0
+        # Both connections (bootstrap, then coordinator) showed the operator's certificate.
+        assert front.clients == ["operator", "operator"]
+        # A broker certificate the CA does not vouch for: refused, reported.
+        with pytest.raises(ShareOffsetsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            describe_share_group_offsets(
+                [f"localhost:{front.port}"], {**tls, "ssl.ca.pem": client_cert}, group, {}, 5.0
+            )
+    finally:
+        front.close()
