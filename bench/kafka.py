@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -254,44 +255,73 @@ class PacedProducer:
 
 class FloorConsumer:
     """The consume floor of the latency row: a bare consumer with the runtime's fetch
-    settings, on a thread, timing record timestamp → poll. What it measures is what the
-    broker, the producer and this machine's load cost before Sluice does anything."""
+    settings, timing record timestamp → poll, reading the same records as the runtime at
+    the same time (its own group), in a process of its own (the bench's producer shares
+    this one's interpreter). What it measures is what the broker, the producer and this
+    machine's load cost before Sluice does anything; a broker that stalls stalls both."""
 
-    def __init__(self, bootstrap: str, topic: str, expected: int) -> None:
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": unique("bench-floor"),
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
-                "fetch.queue.backoff.ms": 10,
-            }
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_floor_consumer, args=(bootstrap, topic, child), daemon=True
         )
-        self.consumer.subscribe([topic])
-        self.expected = expected
-        self.latencies: list[float] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def wait_assigned(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.consumer.assignment():
-            if time.monotonic() > deadline:
-                raise BenchError("the floor consumer got no partitions")
-            self.consumer.poll(0.1)
-        self.thread.start()
+    def start(self, timeout: float = 30.0) -> None:
+        """Returns once the consumer has its partitions."""
+        self.process.start()
+        if not self.connection.poll(timeout) or self.connection.recv() != "assigned":
+            raise BenchError("the floor consumer got no partitions")
 
-    def _run(self) -> None:
+    def finish(self, expected: int, since_ms: float, timeout: float = 15.0) -> list[float]:
+        """Latencies in seconds of the records stamped at or after ``since_ms``, once
+        ``expected`` records were read (or ``timeout`` passed), sorted."""
+        self.connection.send((expected, since_ms, timeout))
+        if not self.connection.poll(timeout + 10):
+            raise BenchError("the floor consumer did not answer")
+        latencies: list[float] = self.connection.recv()
+        self.close()
+        return latencies
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+def _floor_consumer(bootstrap: str, topic: str, connection: Connection) -> None:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("bench-floor"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+            "fetch.queue.backoff.ms": 10,
+        }
+    )
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.1)
+    connection.send("assigned")
+    read: list[tuple[int, float]] = []  # (record timestamp ms, latency s)
+    finish: tuple[int, float, float] | None = None
+    stop_at = time.monotonic() + 300
+    while time.monotonic() < stop_at:
         # As the runtime's poll thread does: take what is queued, else wait for one record.
-        deadline = time.monotonic() + 120
-        while len(self.latencies) < self.expected and time.monotonic() < deadline:
-            messages = self.consumer.consume(500, 0) or self.consumer.consume(1, 0.1)
-            now = time.time()
-            for message in messages:
-                if message.error() is None:
-                    self.latencies.append(now - message.timestamp()[1] / 1000)
-
-    def finish(self) -> list[float]:
-        self.thread.join(130)
-        self.consumer.close()
-        return sorted(self.latencies)
+        messages = consumer.consume(500, 0) or consumer.consume(1, 0.1)
+        now = time.time()
+        for message in messages:
+            if message.error() is None:
+                stamp = message.timestamp()[1]
+                read.append((stamp, now - stamp / 1000))
+        if finish is None and connection.poll():
+            finish = connection.recv()
+            stop_at = time.monotonic() + finish[2]
+        if finish is not None and len(read) >= finish[0]:
+            break
+    consumer.close()
+    since_ms = finish[1] if finish is not None else 0.0
+    connection.send(sorted(latency for stamp, latency in read if stamp >= since_ms))

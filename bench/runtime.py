@@ -339,30 +339,30 @@ def latency_row(ctx: Context) -> Row:
         tag = f"latency-realtime-{index + 1}"
         # A fresh topic per run: a new group reading from the start sees only this run.
         topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-latency")
-        with (
-            function_server(ctx, tag) as (function, url),
-            start_runtime(ctx, tag, topic, url, window) as runtime,
-        ):
-            runtime.expect(f"assigned {PARTITIONS}", 60)
-            # Warm up (LATENCY_WARM_UP): connections, fetch sessions, each lane, the broker.
-            already = function.ask("stats")["events"]
-            warm = producer.run(topic, rate, LATENCY_WARM_UP, wide_value, sent)
-            sent += warm.records
-            wait_for_events(function, runtime, already + warm.records)
-            time.sleep(0.3)
-            function.ask("reset")
-            paced = producer.run(topic, rate, seconds, wide_value, sent)
-            sent += paced.records
-            stats = wait_for_events(function, runtime, paced.records)
-            latency = function.ask("latency")
-            summary = stop_runtime(runtime)
-        # The same traffic read by a bare consumer right after: on a loaded machine the
-        # floor rises too, and the difference is what Sluice adds.
-        floor_topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-floor")
-        floor = FloorConsumer(ctx.kafka.bootstrap, floor_topic, int(rate * seconds))
-        floor.wait_assigned()
-        sent += producer.run(floor_topic, rate, seconds, wide_value, sent).records
-        floor_ms = percentiles_ms(floor.finish())
+        floor = FloorConsumer(ctx.kafka.bootstrap, topic)
+        try:
+            with (
+                function_server(ctx, tag) as (function, url),
+                start_runtime(ctx, tag, topic, url, window) as runtime,
+            ):
+                runtime.expect(f"assigned {PARTITIONS}", 60)
+                floor.start()
+                # Warm up (LATENCY_WARM_UP): connections, fetch sessions, each lane, the broker.
+                already = function.ask("stats")["events"]
+                warm = producer.run(topic, rate, LATENCY_WARM_UP, wide_value, sent)
+                sent += warm.records
+                wait_for_events(function, runtime, already + warm.records)
+                time.sleep(0.3)
+                function.ask("reset")
+                since_ms = time.time() * 1000
+                paced = producer.run(topic, rate, seconds, wide_value, sent)
+                sent += paced.records
+                stats = wait_for_events(function, runtime, paced.records)
+                latency = function.ask("latency")
+                summary = stop_runtime(runtime)
+            floor_ms = percentiles_ms(floor.finish(warm.records + paced.records, since_ms))
+        finally:
+            floor.close()
         figures = {
             "floor_p50_ms": floor_ms["p50"] or 0.0,
             "floor_p99_ms": floor_ms["p99"] or 0.0,
@@ -385,7 +385,8 @@ def latency_row(ctx: Context) -> Row:
             f"max {figures['max_ms']:.1f} ms over {latency['count']:,} events "
             f"({paced.rate:,.0f} records/s produced, "
             f"{figures['events_per_request']:.2f} events/request, "
-            f"{figures['retries']:.0f} retries); a bare consumer of the same traffic: "
+            f"{figures['retries']:.0f} retries); a bare consumer of the same records, "
+            f"at the same time: "
             f"p50 {figures['floor_p50_ms']:.1f} ms, p99 {figures['floor_p99_ms']:.1f} ms"
         )
     return row
