@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from testkit.function_server import FunctionServer, ThreadedFunctionServer
@@ -31,6 +32,7 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
+SHARE_HEARTBEAT = 5  # the broker's group.share.heartbeat.interval.ms, in seconds
 
 
 def manifest(name: str, bootstrap: str, topic: str, sink: str) -> dict[str, Any]:
@@ -238,11 +240,62 @@ def test_a_killed_process_fails_the_pod_and_a_restart_loses_nothing(
         try:
             wait_for(lambda: ready(port), 60, "the restarted pod to be ready")
             wait_for(
-                lambda: len(first_deliveries(function)) == PARTITIONS
-                and all(len(o) == per_partition for o in first_deliveries(function).values()),
+                lambda: (
+                    len(first_deliveries(function)) == PARTITIONS
+                    and all(len(o) == per_partition for o in first_deliveries(function).values())
+                ),
                 120,
                 "every record after the restart",
             )
         finally:
             assert restarted.terminate() == 0
     assert_every_record_in_order(function, per_partition)
+
+
+UDF = "def handle_message(event, context):\n    return {'seen': event['value']['i']}\n"
+
+
+@pytest.mark.parametrize("shape", ["udf", "queue"])
+def test_udf_workers_and_queue_mode_work_in_every_process(
+    shape: str, kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """Each runtime process starts its own UDF worker; in queue mode each process is its
+    own member of the share group."""
+    topic = make_topic(partitions=PARTITIONS)
+    total = 2_000
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "batch.num.messages": 10})
+    values = ((None, json.dumps({"i": i})) for i in range(total))
+    with ThreadedFunctionServer(delay=0.01) as function:
+        body = manifest(f"procs-{shape}", kafka_bootstrap, topic, function.url)
+        if shape == "udf":
+            body["spec"]["transform"] = {"udf": {"source": UDF}}
+        else:
+            kafka = body["spec"]["source"]["kafka"]
+            kafka["consumption"] = "queue"
+            kafka["shareGroup"] = f"procs-queue-{topic}"
+            body["spec"]["delivery"] = {"ordering": "unordered"}
+        port = free_port()
+        pod = RuntimeProcess(body, tmp_path, "pod", metrics_port=port).start()
+        try:
+            wait_for(lambda: ready(port), 60, "both runtime processes to be ready")
+            if shape == "queue":
+                time.sleep(SHARE_HEARTBEAT + 1)  # a member's first assignment
+            produce(kafka_bootstrap, topic, values, producer=producer)
+            wait_for(lambda: len(delivered_values(function)) >= total, 90, "every record")
+            wait_for(
+                lambda: metric(port, "sluice_delivered_total") >= total,
+                10,
+                "/metrics to count every delivered record",
+            )
+        finally:
+            assert pod.terminate() == 0
+    if shape == "udf":
+        assert delivered_values(function) == set(range(total))
+
+
+def delivered_values(function: FunctionServer) -> set[int]:
+    found = set()
+    for event in function.events():
+        data = event["data"]
+        found.add(int(data["seen"] if "seen" in data else data["value"]["i"]))
+    return found
