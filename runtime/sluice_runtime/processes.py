@@ -268,13 +268,17 @@ def run_supervised(
     metrics_port: int | None,
     grace: float,
     on_start: Callable[[Supervisor], None] | None = None,
+    before_stop: Callable[[Supervisor], None] | None = None,
 ) -> int:
     """``sluice run`` for a pod of several runtime processes: start them, serve their
-    merged endpoints, stop them all on SIGTERM/SIGINT, fail when one fails."""
+    merged endpoints, stop them all on SIGTERM/SIGINT, fail when one fails. ``on_start``
+    and ``before_stop`` (on the signal) are for the benchmark's runner."""
     supervisor = Supervisor(command, processes, metrics_port, grace)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("Stopping %d runtime processes (%s)", processes, signal.Signals(signum).name)
+        if before_stop is not None and not supervisor.stopping.is_set():
+            before_stop(supervisor)
         supervisor.stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
