@@ -172,7 +172,7 @@ def default_resources(connector: Connector) -> dict[str, Any]:
     worker process that may use up to the UDF's memory limit on top); no CPU limit, which
     would only throttle a consumer that has work. The CPU request stays small: a pod of
     several processes is worth it where the node has a core for each, which the user says
-    in runtime.resources (docs/scaling.md)."""
+    in runtime.resources (docs/operator.md, "Several runtime processes per pod")."""
     buffered = connector.spec.runtime.buffer.max_bytes
     transform = connector.spec.transform
     udf = transform.udf if transform is not None else None

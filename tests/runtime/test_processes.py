@@ -169,6 +169,8 @@ def test_two_processes_share_the_partitions_and_serve_one_pod_view(
         finally:
             assert pod.terminate() == 0
     assert_every_record_in_order(function, per_partition)
+    log = pod.log.read_text()
+    assert '"process_index":0' in log and '"process_index":1' in log  # whose line is whose
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == {
         partition: per_partition for partition in range(PARTITIONS)
     }
