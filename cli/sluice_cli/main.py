@@ -20,7 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     from sluice_runtime.config import load_connector_file
     from sluice_runtime.errors import ManifestError, SpecError
     from sluice_runtime.logs import mark_process, setup_logging
-    from sluice_runtime.processes import for_one_process
+    from sluice_runtime.processes import follow_supervisor, for_one_process
 
     try:
         connector = load_connector_file(args.file)
@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_processes(args, processes)
     port_file = None
     if args.process_index is not None:
+        follow_supervisor()
         mark_process(args.process_index)
         connector = for_one_process(connector)
         port_file = Path(args.port_file) if args.port_file else None

@@ -94,9 +94,11 @@ def for_one_process(connector: Connector) -> Connector:
     return connector.model_copy(update={"spec": spec.model_copy(update={"delivery": delivery})})
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: receive SIGTERM if the supervisor dies (killed, say), so
-    no runtime process outlives it holding partitions (Linux; elsewhere a no-op)."""
+def follow_supervisor() -> None:
+    """Called first thing in a runtime process: receive SIGTERM if the supervisor dies
+    (killed, say), so that no runtime process outlives it holding partitions and none
+    drains unseen (Linux; elsewhere a no-op). Set by the process itself rather than
+    between fork and exec, which is unsafe in a parent that runs threads."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -198,6 +200,8 @@ class Supervisor:
 
     def start(self) -> None:
         for index in range(self.count):
+            if self.stopping.is_set():
+                break  # SIGTERM while starting: start no more
             port_file = self._dir / f"process-{index}.port"
             command = [
                 *self.command,
@@ -207,11 +211,10 @@ class Supervisor:
                 str(port_file),
             ]
             env = {**os.environ, PROCESS_INDEX_ENV: str(index)}
-            process = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(command, env=env)
             self.processes.append(RuntimeProcess(index, process, port_file))
         log.info("Started %d runtime processes", self.count)
         if self.metrics_port is not None:
-            # After the processes: no thread may run while the children fork (preexec_fn).
             self.server = ProbeServer(self.routes(), self.metrics_port).start()
 
     def stop(self) -> None:
@@ -258,7 +261,9 @@ class Supervisor:
         codes = [runtime.process.returncode for runtime in self.processes]
         log.info("Runtime processes exited: %s", ", ".join(str(code) for code in codes))
         if self.failed is not None:
-            return 1
+            # Its own code when it said why (2: the spec, as a single process exits).
+            code = self.failed.process.returncode
+            return code if code > 0 else 1
         return 0 if all(code == 0 for code in codes) else 1
 
 

@@ -170,7 +170,9 @@ def test_two_processes_share_the_partitions_and_serve_one_pod_view(
             assert pod.terminate() == 0
     assert_every_record_in_order(function, per_partition)
     log = pod.log.read_text()
-    assert '"process_index":0' in log and '"process_index":1' in log  # whose line is whose
+    # Whose line is whose, in the pod's shared log stream.
+    assert '"process_index":0' in log
+    assert '"process_index":1' in log
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == {
         partition: per_partition for partition in range(PARTITIONS)
     }
@@ -252,6 +254,23 @@ def test_a_killed_process_fails_the_pod_and_a_restart_loses_nothing(
         finally:
             assert restarted.terminate() == 0
     assert_every_record_in_order(function, per_partition)
+
+
+def test_runtime_processes_do_not_outlive_a_killed_supervisor(
+    kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=PARTITIONS)
+    produce_per_partition(kafka_bootstrap, topic, 100)
+    with ThreadedFunctionServer() as function:
+        body = manifest("procs-orphans", kafka_bootstrap, topic, function.url)
+        port = free_port()
+        pod = RuntimeProcess(body, tmp_path, "pod", metrics_port=port).start()
+        assert pod.process is not None
+        wait_for(lambda: ready(port), 60, "both runtime processes to be ready")
+        workers = runtime_processes(pod.process.pid)
+        pod.kill()
+        wait_for(lambda: not any(alive(pid) for pid in workers), 30, "the processes to exit")
+    assert pod.log.read_text().count("Stopped runtime") == 2  # each drained on the way out
 
 
 UDF = "def handle_message(event, context):\n    return {'seen': event['value']['i']}\n"
