@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.procs import BenchError, Child
 from bench.report import Row, Target, console_table, load_average, write_reports
@@ -33,11 +33,21 @@ ROWS = (
     "throughput-avro",
     "peers-batch100",
     "peers-batch1",
+    "throughput-batch100-procs2",
+    "throughput-udf-procs2",
 )
-KAFKA_ROWS = frozenset(ROWS[:8]) | {"throughput-avro", "peers-batch100", "peers-batch1"}
+KAFKA_ROWS = frozenset(ROWS[:8]) | {
+    "throughput-avro",
+    "peers-batch100",
+    "peers-batch1",
+    "throughput-batch100-procs2",
+    "throughput-udf-procs2",
+}
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
     "throughput-udf": (Target(">=", 80_000), "records/s"),
+    "throughput-batch100-procs2": (Target(">=", 150_000), "records/s"),
+    "throughput-udf-procs2": (Target(">=", 80_000), "records/s"),
     "throughput-avro": (Target(">=", 100_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
@@ -247,6 +257,13 @@ def _run_kafka_rows(
                             extra={"transform": {"udf": {"source": TRIVIAL_UDF}}},
                         ),
                     )
+                for base, extra in (
+                    ("throughput-batch100", None),
+                    ("throughput-udf", {"transform": {"udf": {"source": TRIVIAL_UDF}}}),
+                ):
+                    name = f"{base}-procs2"
+                    if name in names:
+                        attempt(name, functools.partial(_processes, ctx, args, base, extra))
                 if "throughput-avro" in names:
                     from bench.schemas import avro_row, schema_registry
 
@@ -288,6 +305,25 @@ def _peers(ctx: Context, args: argparse.Namespace, name: str, batch: int) -> Row
     if batch == 1:
         records = max(1_000, records // 20)
     return peers_row(ctx, name, records, batch, args.peer_partitions, not args.no_camel)
+
+
+def _processes(
+    ctx: Context, args: argparse.Namespace, base: str, extra: dict[str, Any] | None
+) -> Row:
+    from bench.pod_processes import processes_row
+
+    records = 400_000 if args.quick else 1_000_000
+    return processes_row(
+        ctx,
+        f"{base}-procs2",
+        f"{base}'s records and window ({records:,} records, 8 partitions) through one runtime"
+        " process and through two in the pod (scaling.processesPerReplica: 2), side by side"
+        " in each run; records/s once the group settled; the headline is two processes",
+        records,
+        {"maxMessages": 100, "maxInterval": "100ms"},
+        TARGETS[f"{base}-procs2"][0],
+        extra,
+    )
 
 
 def _raise(error: BenchError) -> Row:

@@ -44,6 +44,24 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a runtime's UDF worker, a pod's runtime
+    processes), alive now."""
+    tree = [pid]
+    for parent in tree:
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    tree += [int(child) for child in children.read().split()]
+            except (OSError, ValueError):
+                continue
+    return tree
+
+
 class Child:
     """A Python module run as a child process (``python -m module``).
 
@@ -125,15 +143,21 @@ class Child:
         return answer
 
     def peak_rss_mb(self) -> float | None:
-        kb = proc_status_kb(self.pid, "VmHWM")
-        return None if kb is None else kb / 1024
+        """The peak RSS of the process and its children (each one's peak, added up)."""
+        peaks = [proc_status_kb(pid, "VmHWM") for pid in process_tree(self.pid)]
+        known = [kb for kb in peaks if kb is not None]
+        return sum(known) / 1024 if known else None
 
     def rss_mb(self) -> float | None:
         kb = proc_status_kb(self.pid, "VmRSS")
         return None if kb is None else kb / 1024
 
     def cpu_seconds(self) -> float | None:
-        return cpu_seconds(self.pid)
+        """CPU time of the process and its children alive now (a UDF worker, a pod's
+        runtime processes): what the pod would be charged."""
+        used = [cpu_seconds(pid) for pid in process_tree(self.pid)]
+        known = [seconds for seconds in used if seconds is not None]
+        return sum(known) if known else None
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -17,16 +17,25 @@ import argparse
 import asyncio
 import cProfile
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from sluice_runtime import source
 from sluice_runtime.app import DataPlane, tune_garbage_collector
-from sluice_runtime.config import load_connector_file
+from sluice_runtime.config import Connector, load_connector_file
 from sluice_runtime.logs import setup_logging
 from sluice_runtime.metrics import Metrics
+from sluice_runtime.processes import Supervisor, run_supervised
 
 
 async def _announce(runtime: DataPlane) -> None:
@@ -49,6 +58,10 @@ async def _announce(runtime: DataPlane) -> None:
 
 
 def _summary(metrics: Metrics) -> dict[str, Any]:
+    return _summary_of(metrics.registry)
+
+
+def _summary_of(registry: CollectorRegistry) -> dict[str, Any]:
     wanted = {
         "sluice_consumed_total",
         "sluice_delivered_total",
@@ -58,7 +71,7 @@ def _summary(metrics: Metrics) -> dict[str, Any]:
         "sluice_dropped_total",
     }
     summary: dict[str, Any] = {}
-    for family in metrics.registry.collect():
+    for family in registry.collect():
         for sample in family.samples:
             if sample.name not in wanted:
                 continue
@@ -86,6 +99,75 @@ def _profile_kafka_threads(profiles: list[cProfile.Profile]) -> None:
     setattr(source.KafkaReader, "_run", profiled)  # noqa: B010 (a method, on purpose)
 
 
+def _assigned(admin: AdminClient, group: str, members: int) -> int:
+    """Partitions the group has assigned, once all the pod's consumers are members (0
+    before): the bench measures from there. Asked of the broker, as /status counts them
+    only every few seconds."""
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=5)
+    except KafkaException:
+        return 0
+    owned = [len(member.assignment.topic_partitions) for member in description.members]
+    if len(owned) < members or not all(owned):
+        return 0  # not every consumer has its share yet: the group is still rebalancing
+    return sum(owned)
+
+
+def _run_processes(path: str, connector: Connector, metrics_port: int, grace: float) -> int:
+    """processesPerReplica > 1: supervise the pod's runtime processes as ``sluice run``
+    does. ``assigned`` comes from the broker; the ``metrics`` line is the pod's merged
+    /metrics when SIGTERM came."""
+    scaling = connector.spec.scaling
+    kafka = connector.spec.source.kafka
+    admin = AdminClient({"bootstrap.servers": ",".join(kafka.bootstrap_servers)})
+    command = [sys.executable, "-m", "sluice_cli", "run", "-f", path]
+    command += ["--metrics-port", "0", "--grace", str(grace)]
+    last: dict[str, Any] = {}
+
+    def announce(supervisor: Supervisor) -> None:
+        assert supervisor.server is not None
+        print(f"metrics-port {supervisor.server.port}", flush=True)
+        told = -1
+        while not supervisor.stopping.is_set():
+            assigned = _assigned(admin, connector.consumer_group, scaling.consumers_per_pod)
+            if assigned != told:
+                told = assigned
+                print(f"assigned {told}", flush=True)
+            last.update(_summary_of_text(supervisor.metrics()[1].decode()))
+            # Often until the group settles; then seldom, not to load what is measured.
+            time.sleep(0.1 if told == 0 else 1.0)
+
+    def start(supervisor: Supervisor) -> None:
+        threading.Thread(target=announce, args=(supervisor,), daemon=True).start()
+
+    def last_scrape(supervisor: Supervisor) -> None:
+        last.update(_summary_of_text(supervisor.metrics()[1].decode()))
+
+    code = run_supervised(
+        command,
+        scaling.processes_per_replica,
+        metrics_port,
+        grace,
+        on_start=start,
+        before_stop=last_scrape,
+    )
+    print("metrics " + orjson.dumps(last).decode(), flush=True)
+    print("stopped", flush=True)
+    return code
+
+
+def _summary_of_text(text: str) -> dict[str, Any]:
+    registry = CollectorRegistry(auto_describe=False)
+    families = list(text_string_to_metric_families(text))
+
+    class Fixed(Collector):
+        def collect(self) -> list[Metric]:
+            return families
+
+    registry.register(Fixed())
+    return _summary_of(registry)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run one runtime for the benchmark")
     parser.add_argument("-f", "--file", required=True, help="Connector manifest")
@@ -96,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 
     connector = load_connector_file(args.file)
     setup_logging(connector.spec.runtime.log_level, json=True)
+    processes = connector.spec.scaling.processes_per_replica
+    if processes > 1:
+        if args.profile:
+            parser.error("--profile profiles one runtime process: use processesPerReplica 1")
+        return _run_processes(args.file, connector, args.metrics_port, args.grace)
     runtime = DataPlane(
         connector,
         base_dir=Path(args.file).resolve().parent,

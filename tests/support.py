@@ -99,7 +99,10 @@ class RuntimeThread:
 class RuntimeProcess:
     """Runs ``sluice run -f`` as a separate process (for crash and signal tests)."""
 
-    def __init__(self, manifest: dict[str, Any], tmp: Path, name: str = "runtime") -> None:
+    def __init__(
+        self, manifest: dict[str, Any], tmp: Path, name: str = "runtime", metrics_port: int = 0
+    ) -> None:
+        self.metrics_port = metrics_port
         self.path = tmp / f"{name}.yaml"
         self.path.write_text(yaml.safe_dump(manifest))
         self.log = tmp / f"{name}.log"
@@ -116,7 +119,7 @@ class RuntimeProcess:
                     "-f",
                     str(self.path),
                     "--metrics-port",
-                    "0",
+                    str(self.metrics_port),
                     "--grace",
                     "10",
                 ],

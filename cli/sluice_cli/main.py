@@ -19,7 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     from sluice_runtime.app import DataPlane, tune_garbage_collector
     from sluice_runtime.config import load_connector_file
     from sluice_runtime.errors import ManifestError, SpecError
-    from sluice_runtime.logs import setup_logging
+    from sluice_runtime.logs import mark_process, setup_logging
+    from sluice_runtime.processes import follow_supervisor, for_one_process
 
     try:
         connector = load_connector_file(args.file)
@@ -44,12 +45,24 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    processes = connector.spec.scaling.processes_per_replica
+    if processes > 1 and args.process_index is None:
+        return _run_processes(args, processes)
+    port_file = None
+    if args.process_index is not None:
+        follow_supervisor()
+        mark_process(args.process_index)
+        connector = for_one_process(connector)
+        port_file = Path(args.port_file) if args.port_file else None
     runtime = DataPlane(
         connector,
         base_dir=Path(args.file).resolve().parent,
         metrics_port=args.metrics_port,
         grace=args.grace,
         sink_uri=args.sink_uri,
+        # One of a pod's runtime processes: its probes are the supervisor's to merge.
+        probe_host="0.0.0.0" if args.process_index is None else "127.0.0.1",
+        port_file=port_file,
     )
     tune_garbage_collector()
     try:
@@ -97,6 +110,22 @@ def _redrive(args: argparse.Namespace) -> int:
     return run_redrive(args.file, args.since, args.limit)
 
 
+def _run_processes(args: argparse.Namespace, processes: int) -> int:
+    """scaling.processesPerReplica > 1: this process supervises that many runtime
+    processes, each ``sluice run`` on the same manifest (sluice_runtime/processes.py)."""
+    from sluice_runtime.processes import run_supervised
+
+    command = [sys.executable, "-m", "sluice_cli", "run", "-f", args.file]
+    command += ["--metrics-port", "0", "--grace", str(args.grace)]
+    if args.sink_uri is not None:
+        command += ["--sink-uri", args.sink_uri]
+    if args.trace:
+        command.append("--trace")
+    if args.plain_logs:
+        command.append("--plain-logs")
+    return run_supervised(command, processes, args.metrics_port, args.grace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluice", description="Connect Kafka topics to serverless functions."
@@ -120,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sink-uri", help="override spec.sink (the operator passes the resolved ref)")
     run.add_argument("--trace", action="store_true", help="log each record's fate")
     run.add_argument("--plain-logs", action="store_true", help="human-readable logs, not JSON")
+    # Set by the supervisor on each of a pod's runtime processes (processesPerReplica > 1).
+    run.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--port-file", help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
     pattern = sub.add_parser("test-pattern", help="does an event match an event pattern?")

@@ -113,7 +113,10 @@ def build_runtime_manifest(connector: Connector, sink_uri: str, replicas: int) -
         update={
             "sink": spec.sink.model_copy(update={"uri": sink_uri, "ref": None}),
             "delivery": delivery,
-            "scaling": Scaling(consumers_per_replica=spec.scaling.consumers_per_replica),
+            "scaling": Scaling(
+                consumers_per_replica=spec.scaling.consumers_per_replica,
+                processes_per_replica=spec.scaling.processes_per_replica,
+            ),
             "paused": False,
             "replicas": None,
         }
@@ -164,16 +167,23 @@ def runtime_grace(connector: Connector) -> int:
 
 
 def default_resources(connector: Connector) -> dict[str, Any]:
-    """Requests and limits sized from the runtime's own buffer bound; no CPU limit, which
-    would only throttle a consumer that has work. A UDF's worker process may use up to its
-    own memory limit on top."""
+    """Requests and limits sized from the runtime's own buffer bound, once per runtime
+    process (scaling.processesPerReplica: each has its own buffer and, for a UDF, its own
+    worker process that may use up to the UDF's memory limit on top); no CPU limit, which
+    would only throttle a consumer that has work. The CPU request stays small: a pod of
+    several processes is worth it where the node has a core for each, which the user says
+    in runtime.resources (docs/operator.md, "Several runtime processes per pod")."""
     buffered = connector.spec.runtime.buffer.max_bytes
     transform = connector.spec.transform
     udf = transform.udf if transform is not None else None
     worker = int(udf.memory_limit) if udf is not None else 0
+    processes = connector.spec.scaling.processes_per_replica
     return {
-        "requests": {"cpu": "100m", "memory": format_quantity(128 * 2**20 + buffered)},
-        "limits": {"memory": format_quantity(256 * 2**20 + 2 * buffered + worker)},
+        "requests": {
+            "cpu": f"{100 * processes}m",
+            "memory": format_quantity(processes * (128 * 2**20 + buffered)),
+        },
+        "limits": {"memory": format_quantity(processes * (256 * 2**20 + 2 * buffered + worker))},
     }
 
 

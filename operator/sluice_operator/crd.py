@@ -26,6 +26,7 @@ from sluice_runtime.config import (
     API_GROUP,
     API_VERSION,
     KIND,
+    MAX_CONSUMERS_PER_POD,
     QUEUE_NEEDS_TOLERANCE,
     QUEUE_NEEDS_UNORDERED,
     Connector,
@@ -149,7 +150,15 @@ RULES: dict[tuple[str, ...], list[Rule]] = {
             " || self.minReplicas <= self.maxReplicas",
             "minReplicas must not exceed maxReplicas",
             ".minReplicas",
-        )
+        ),
+        _rule(
+            "(has(self.consumersPerReplica) ? self.consumersPerReplica : 1)"
+            " * (has(self.processesPerReplica) ? self.processesPerReplica : 1)"
+            f" <= {MAX_CONSUMERS_PER_POD}",
+            f"consumersPerReplica times processesPerReplica must not exceed {MAX_CONSUMERS_PER_POD}"
+            " Kafka consumers per pod",
+            ".processesPerReplica",
+        ),
     ],
 }
 

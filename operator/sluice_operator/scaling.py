@@ -105,8 +105,9 @@ def drain_time_replicas(signals: DrainSignals, target_drain_seconds: float) -> D
 
 
 def replica_cap(scaling: Scaling, partitions: int) -> int:
-    """The most replicas worth running: one consumer per partition, at most maxReplicas."""
-    useful = math.ceil(partitions / scaling.consumers_per_replica)
+    """The most replicas worth running: one consumer per partition (a replica runs
+    consumersPerReplica in each of its processesPerReplica processes), at most maxReplicas."""
+    useful = math.ceil(partitions / scaling.consumers_per_pod)
     return min(useful, scaling.max_replicas if scaling.max_replicas is not None else partitions)
 
 
@@ -116,8 +117,10 @@ def clamp(value: int, scaling: Scaling, partitions: int) -> int:
 
 
 def _consumers(scaling: Scaling) -> str:
-    n = scaling.consumers_per_replica
-    return f"{n} consumer{'s' if n != 1 else ''} per replica"
+    n = scaling.consumers_per_pod
+    processes = scaling.processes_per_replica
+    within = f" ({processes} processes)" if processes > 1 else ""
+    return f"{n} consumer{'s' if n != 1 else ''} per replica{within}"
 
 
 def decide_replicas(
@@ -142,14 +145,14 @@ def decide_replicas(
     if partitions is not None and spec.source.kafka.consumption == "queue":
         # A share group's members all read every partition: only maxReplicas caps them.
         partitions = queue_capacity(
-            partitions, scaling.consumers_per_replica, scaling.min_replicas, scaling.max_replicas
+            partitions, scaling.consumers_per_pod, scaling.min_replicas, scaling.max_replicas
         )
     if partitions is None:
         if current is not None:
             return ScalingDecision(current, "partitions unknown: kept", scale_down_since)
         return ScalingDecision(max(scaling.min_replicas, 1), "partitions unknown: minimum")
     if scaling.mode == "partitions":
-        wanted = clamp(math.ceil(partitions / scaling.consumers_per_replica), scaling, partitions)
+        wanted = clamp(math.ceil(partitions / scaling.consumers_per_pod), scaling, partitions)
         return ScalingDecision(wanted, f"{partitions} partitions, {_consumers(scaling)}")
     if drain is not None and current:
         advice = drain_time_replicas(drain, scaling.target_drain_time)

@@ -28,6 +28,7 @@ from sluice_runtime.failures import FailurePolicy
 from sluice_runtime.health import HealthTracker, RuntimeHealth
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
+from sluice_runtime.processes import announce_port
 from sluice_runtime.processors import ChunkProcessor, Processor, build_processor
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
@@ -77,7 +78,11 @@ class DataPlane:
         grace: float = DEFAULT_GRACE,
         sink_uri: str | None = None,
         loop_stall: float = LOOP_STALL,
+        probe_host: str = "0.0.0.0",
+        port_file: Path | None = None,
     ) -> None:
+        """``probe_host`` and ``port_file``: where /metrics and the probes listen, and a file
+        to write their port to once they do (a pod's runtime processes: ``processes.py``)."""
         self.connector = connector
         self.base_dir = base_dir
         self.metrics = Metrics()
@@ -85,6 +90,8 @@ class DataPlane:
         self.grace = grace
         self.sink_uri = sink_uri
         self.loop_stall = loop_stall
+        self.probe_host = probe_host
+        self.port_file = port_file
         self._beat = time.monotonic()
         # Keyed by consumer too: with several consumers per process a partition can move
         # from one to another, and the new owner's lane must not be the old one's.
@@ -186,7 +193,10 @@ class DataPlane:
                 self.ready,
                 self.alive,
                 lambda: self.health_tracker.last_json,
+                host=self.probe_host,
             ).start()
+            if self.port_file is not None:
+                announce_port(self.port_file, self.health.port)
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
         def services_for(reader: KafkaReader | ShareReader) -> LaneServices:
@@ -326,6 +336,8 @@ class DataPlane:
 
     def _take_lanes(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> list[Lane]:
         keys = [(reader.index, topic, partition) for topic, partition in partitions]
+        for topic, partition in partitions:
+            self.metrics.forget_partition(topic, partition)
         return [self.lanes.pop(key) for key in keys if key in self.lanes]
 
     async def revoked(self, reader: KafkaReader, partitions: list[tuple[str, int]]) -> None:

@@ -462,6 +462,11 @@ class Delivery(Model):
 
 MAX_REPLICAS: Final = 1000
 """Runtime pods of one Connector."""
+MAX_PROCESSES_PER_REPLICA: Final = 64
+"""Runtime processes one pod may run (each takes up to a core)."""
+MAX_CONSUMERS_PER_POD: Final = 100
+"""Kafka consumers one pod may run, over all its processes (each holds its own connections
+and buffers)."""
 MAX_LAG: Final = 10**12
 """Records of lag a threshold can name."""
 
@@ -479,7 +484,14 @@ class Scaling(Model):
         default=None, ge=1, le=MAX_REPLICAS, description="Defaults to partitions."
     )
     consumers_per_replica: int = Field(
-        default=1, ge=1, le=100, description="Kafka consumers per pod."
+        default=1, ge=1, le=100, description="Kafka consumers per runtime process."
+    )
+    processes_per_replica: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES_PER_REPLICA,
+        description="Runtime processes per pod, each with its own consumers in the group "
+        "(each uses up to one CPU core; give the pod about as many cores).",
     )
     lag_threshold: int = Field(
         default=1000,
@@ -506,7 +518,18 @@ class Scaling(Model):
     def _bounds(self) -> Scaling:
         if self.max_replicas is not None and self.min_replicas > self.max_replicas:
             raise ValueError("scaling.minReplicas must not exceed scaling.maxReplicas")
+        consumers = self.consumers_per_replica * self.processes_per_replica
+        if consumers > MAX_CONSUMERS_PER_POD:
+            raise ValueError(
+                f"scaling.consumersPerReplica times scaling.processesPerReplica is {consumers}"
+                f" Kafka consumers per pod; at most {MAX_CONSUMERS_PER_POD} are allowed"
+            )
         return self
+
+    @property
+    def consumers_per_pod(self) -> int:
+        """Kafka consumers one replica runs: each of its processes runs its own."""
+        return self.consumers_per_replica * self.processes_per_replica
 
 
 class Buffer(Model):

@@ -23,6 +23,10 @@ STATUS_PATH: Final = "/status"
 """The runtime's delivery health as JSON (``health.RuntimeHealth``), which the operator
 reads from every pod into the Connector's status."""
 
+PROCESS_INDEX_ENV: Final = "SLUICE_PROCESS_INDEX"
+"""Set by ``sluice run`` on each of its runtime processes when a pod runs several
+(scaling.processesPerReplica): the process's index, in its consumers' client ids and logs."""
+
 UDF_FILE_ENV: Final = "SLUICE_UDF_FILE"
 """Path of the UDF source mounted from a ConfigMap (transform.udf.configMapRef)."""
 BEARER_TOKEN_ENV: Final = "SLUICE_SINK_BEARER_TOKEN"

@@ -85,3 +85,22 @@ def setup_logging(level: str = "info", json: bool = True) -> None:
     root.setLevel(level.upper())
     # librdkafka's own logger is chatty at info.
     logging.getLogger("sluice.source").setLevel(max(root.level, logging.INFO))
+
+
+class ProcessIndexFilter(logging.Filter):
+    """Marks each line with the runtime process it comes from, when a pod runs several
+    (scaling.processesPerReplica): their logs share the pod's stream."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.process_index = self.index
+        return True
+
+
+def mark_process(index: int) -> None:
+    """Every line this process logs from now on says ``process_index``."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ProcessIndexFilter(index))

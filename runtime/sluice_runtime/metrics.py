@@ -6,6 +6,7 @@ Metrics live in their own registry so several runtimes can share a test process.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,6 +111,14 @@ class Metrics:
             child = self._children[(counter, label)] = counter.labels(label)
         return child
 
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Drop a partition's series once the process no longer owns it: its next owner
+        (another process of the pod, or another pod) reports it from then on, and a stale
+        value would stand beside the fresh one (``pod_view`` merges processes' series)."""
+        for gauge in (self.lag, self.committed):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic, str(partition))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -167,6 +176,7 @@ def runtime_probes(
     ready: Callable[[], bool],
     alive: Callable[[], bool],
     status: Callable[[], bytes] | None = None,
+    host: str = "0.0.0.0",
 ) -> ProbeServer:
     """/metrics, /healthz (the event loop still turns), /readyz (it consumes) and /status
     (the delivery health as JSON, ``health.RuntimeHealth``)."""
@@ -177,4 +187,4 @@ def runtime_probes(
     }
     if status is not None:
         routes[STATUS_PATH] = lambda: (200, status(), "application/json")
-    return ProbeServer(routes, port)
+    return ProbeServer(routes, port, host)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Coroutine
@@ -62,7 +61,7 @@ from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.ledger import PartitionLedger
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.records import Outcome, PartitionControl, Record, RecordFailure, Stopping
-from sluice_runtime.source import kafka_auth_settings
+from sluice_runtime.source import consumer_client_id, kafka_auth_settings
 
 log = logging.getLogger("sluice.share")
 
@@ -187,7 +186,7 @@ class ShareReader:
         self.listener = listener
         self.facts: ShareGroupFacts | None = None
         self.delivery_counts: dict[RecordKey, int] = {}  # of the records being worked on
-        self.client_id = f"sluice-{os.environ.get('HOSTNAME', 'local')}-{index}"
+        self.client_id = consumer_client_id(index)
         self._stop = threading.Event()
         self._reading = threading.Event()
         self._reading.set()

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
 from sluice_runtime.config import Connector, KafkaAuth
-from sluice_runtime.contract import KAFKA_AUTH_ENV
+from sluice_runtime.contract import KAFKA_AUTH_ENV, PROCESS_INDEX_ENV
 from sluice_runtime.records import Record
 
 log = logging.getLogger("sluice.source")
@@ -47,6 +47,14 @@ def kafka_auth_settings(auth: KafkaAuth | None) -> dict[str, str]:
         if os.environ.get(env):
             settings[key] = os.environ[env]
     return settings
+
+
+def consumer_client_id(index: int) -> str:
+    """The client id of a process's consumer ``index``: the pod, the runtime process when
+    the pod runs several, the consumer (the broker's logs and quotas tell them apart)."""
+    process = os.environ.get(PROCESS_INDEX_ENV)
+    within = f"p{process}-{index}" if process is not None else str(index)
+    return f"sluice-{os.environ.get('HOSTNAME', 'local')}-{within}"
 
 
 def consumer_settings(connector: Connector, client_id: str) -> dict[str, Any]:
@@ -114,7 +122,7 @@ class KafkaReader:
         self.loop = loop
         self.listener = listener
         self.revoke_timeout = revoke_timeout
-        client_id = f"sluice-{os.environ.get('HOSTNAME', 'local')}-{index}"
+        client_id = consumer_client_id(index)
         self.consumer = Consumer(consumer_settings(connector, client_id), logger=log)
         self.stored: dict[tuple[str, int], int] = {}
         self.assigned: set[tuple[str, int]] = set()

@@ -97,6 +97,18 @@ def test_operator_only_fields_do_not_change_the_config_hash() -> None:
     # consumersPerReplica is the runtime's business: it stays.
     per_replica = rendered(connector(scaling={"consumersPerReplica": 3}))
     assert per_replica["spec"]["scaling"]["consumersPerReplica"] == 3
+    # So is processesPerReplica: the pod's sluice run starts that many processes.
+    processes = rendered(connector(scaling={"processesPerReplica": 2}))
+    assert processes["spec"]["scaling"]["processesPerReplica"] == 2
+
+
+def test_default_resources_grow_with_the_runtime_processes() -> None:
+    one = container(deployment_for(connector()))["resources"]
+    two = container(deployment_for(connector(scaling={"processesPerReplica": 2})))["resources"]
+    assert one["requests"]["cpu"] == "100m"
+    assert two["requests"]["cpu"] == "200m"
+    assert two["limits"]["memory"] == "896Mi"  # each process its own buffer: twice 448Mi
+    assert "cpu" not in two["limits"]
 
 
 def test_deployment_pods_are_locked_down_and_probed() -> None:

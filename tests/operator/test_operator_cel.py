@@ -68,6 +68,11 @@ QUEUE_SOURCE = {"bootstrapServers": ["k:9092"], "topics": ["t"], "consumption": 
             {"scaling": {"minReplicas": 5, "maxReplicas": 2}},
             "spec.scaling.minReplicas: Invalid value: minReplicas must not exceed maxReplicas",
         ),
+        (
+            {"scaling": {"processesPerReplica": 8, "consumersPerReplica": 13}},
+            "spec.scaling.processesPerReplica: Invalid value: consumersPerReplica times"
+            " processesPerReplica must not exceed 100 Kafka consumers per pod",
+        ),
         ({"sink": {"uri": "ftp://f/"}}, "uri must start with http:// or https://"),
         (
             {"filter": {"pattern": {"a": [1]}, "patterns": [{"b": [2]}]}},

@@ -34,6 +34,11 @@ def spec(**fields: Any) -> ConnectorSpec:
         ({"minReplicas": 3}, 2, 3),  # an explicit minimum wins over the cap
         ({"minReplicas": 0}, 5, 5),
         ({"maxReplicas": 10}, 4, 4),  # never more consumers than partitions
+        # Every runtime process of a replica runs its own consumers.
+        ({"processesPerReplica": 2}, 8, 4),
+        ({"processesPerReplica": 2, "consumersPerReplica": 2}, 6, 2),  # ceil(6 / 4)
+        ({"processesPerReplica": 4}, 2, 1),
+        ({"processesPerReplica": 4, "minReplicas": 2}, 2, 2),
     ],
 )
 def test_partition_rule(scaling: dict[str, Any], partitions: int, replicas: int) -> None:
@@ -207,3 +212,20 @@ def test_the_lag_threshold_fallback_does_not_grow_against_a_throttling_sink() ->
     s = spec(scaling={**DRAIN, "lagThreshold": 100})
     held = drained(250, 0, 1, hold_back="the sink throttled 9 of 9 requests")
     assert decide_replicas(s, 8, 250, 1, None, NOW, drain=held).replicas == 1
+
+
+def test_lag_mode_caps_replicas_at_the_consumers_of_every_process() -> None:
+    s = spec(scaling={**DRAIN, "processesPerReplica": 2})
+    capped = decide_replicas(s, 6, 60_000, 2, None, NOW, drain=drained(60_000, 400, 2))
+    assert capped.replicas == 3  # 3 pods of 2 processes: one consumer per partition
+    partitions = decide_replicas(spec(scaling={"processesPerReplica": 2}), 6, None, None, None, NOW)
+    assert partitions.why == "6 partitions, 2 consumers per replica (2 processes)"
+
+
+def test_queue_mode_counts_every_process_as_members() -> None:
+    queue = spec(
+        source=QUEUE,
+        delivery={"ordering": "unordered"},
+        scaling={"maxReplicas": 3, "processesPerReplica": 2},
+    )
+    assert decide_replicas(queue, 1, None, None, None, NOW).replicas == 3
