@@ -22,13 +22,13 @@ Partition = tuple[str, int]
 
 
 def queue_capacity(
-    partitions: int, consumers_per_replica: int, min_replicas: int, max_replicas: int | None
+    partitions: int, consumers_per_pod: int, min_replicas: int, max_replicas: int | None
 ) -> int:
     """The partition count to scale a share group's replicas against: enough for
-    ``maxReplicas`` replicas of ``consumers_per_replica`` consumers each."""
+    ``maxReplicas`` replicas of ``consumers_per_pod`` consumers each."""
     if max_replicas is None:
-        return max(partitions, min_replicas * consumers_per_replica)
-    return max(1, max_replicas * consumers_per_replica)
+        return max(partitions, min_replicas * consumers_per_pod)
+    return max(1, max_replicas * consumers_per_pod)
 
 
 def share_backlog(
