@@ -224,15 +224,40 @@ def test_names_and_symbols_from_the_schema_stay_data() -> None:
     assert generated(payload) == {hostile: "B", "f": {"x": "v"}}
 
 
-def test_a_block_count_beyond_the_payload_is_refused_before_anything_is_made() -> None:
-    schema = {"type": "array", "items": "null"}
-    generated = compile_avro(RegistrySchema("AVRO", json.dumps(schema)), 1)
-    claim = (MAX_EMPTY_ITEMS + 1) * 2  # zigzag
-    varint = bytearray()
-    while claim >= 0x80:
-        varint.append(claim & 0x7F | 0x80)
-        claim >>= 7
-    varint.append(claim)
-    with pytest.raises(DecodeError, match="a block of 1000001 items"):
-        generated(bytes(varint) + b"\x00")
-    assert generated(b"\x06\x00") == [None, None, None]  # three nulls take no bytes
+def zigzag(value: int) -> bytes:
+    number = value * 2 if value >= 0 else -value * 2 - 1
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def test_counts_are_refused_before_anything_is_made_for_them() -> None:
+    """A count is all it costs to claim items that take no bytes (nulls, empty records):
+    a payload may claim MAX_EMPTY_ITEMS of them in all, in any number of blocks or arrays;
+    items that take bytes may not outnumber the bytes left."""
+    nulls = compile_avro(RegistrySchema("AVRO", json.dumps({"type": "array", "items": "null"})), 1)
+    assert nulls(zigzag(3) + zigzag(0)) == [None, None, None]
+    half = MAX_EMPTY_ITEMS // 2 + 1
+    with pytest.raises(DecodeError, match=f"more than {MAX_EMPTY_ITEMS} items of no bytes"):
+        nulls(zigzag(half) + zigzag(half) + zigzag(0))  # two blocks
+    empty = {"type": "record", "name": "Empty", "fields": []}
+    nested = {
+        "type": "array",
+        "items": {
+            "type": "record",
+            "name": "Holder",
+            "fields": [{"name": "empties", "type": {"type": "array", "items": empty}}],
+        },
+    }
+    holders = compile_avro(RegistrySchema("AVRO", json.dumps(nested)), 1)
+    claim = zigzag(half) + zigzag(0)  # one holder's array: half the bound, in a few bytes
+    with pytest.raises(DecodeError, match="items of no bytes"):
+        holders(zigzag(2) + claim + claim + zigzag(0))  # spread over arrays
+    strings = compile_avro(
+        RegistrySchema("AVRO", json.dumps({"type": "array", "items": "string"})), 1
+    )
+    with pytest.raises(DecodeError, match="1000 items in 1 bytes"):
+        strings(zigzag(1000) + zigzag(0))

@@ -32,8 +32,8 @@ Reader = Callable[[bytes, int], tuple[Any, int]]
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string", "bytes"))
 _U64 = (1 << 64) - 1
 MAX_EMPTY_ITEMS = 1_000_000
-"""Items of a block that take no bytes (nulls, empty records): a count is all it costs to
-claim them, so a block may claim at most this many (memory stays bounded)."""
+"""Items that take no bytes (nulls, empty records) in one payload, at most: a count is all
+it costs to claim them, so without a bound a few bytes could claim any memory."""
 
 
 class Unsupported(Exception):
@@ -130,7 +130,7 @@ class _Generator:
             if definition is None:
                 raise Unsupported(f"unknown type {schema!r}")
             if isinstance(definition, dict) and definition.get("type") in ("record", "error"):
-                return [f"{pad}{target}, pos = {self.record(definition)}(buf, pos)"]
+                return [f"{pad}{target}, pos = {self.record(definition)}(buf, pos, room)"]
             return self.read(definition, target, pad)
         if isinstance(schema, list):
             return self.union(schema, target, pad)
@@ -149,11 +149,11 @@ class _Generator:
                     lines.append(f"{pad}{target} = {self.constant(convert_logical)}({target})")
                 return lines
         if kind in ("record", "error"):
-            return [f"{pad}{target}, pos = {self.record(schema)}(buf, pos)"]
+            return [f"{pad}{target}, pos = {self.record(schema)}(buf, pos, room)"]
         if kind == "array":
-            return [f"{pad}{target}, pos = {self.array(schema)}(buf, pos)"]
+            return [f"{pad}{target}, pos = {self.array(schema)}(buf, pos, room)"]
         if kind == "map":
-            return [f"{pad}{target}, pos = {self.map(schema)}(buf, pos)"]
+            return [f"{pad}{target}, pos = {self.map(schema)}(buf, pos, room)"]
         if kind == "enum":
             symbols = schema.get("symbols")
             if not isinstance(symbols, list):
@@ -281,7 +281,11 @@ class _Generator:
             entries.append(f"{self.constant(field['name'])}: v{index}")
         self.functions.append(
             "\n".join(
-                [f"def {function}(buf, pos):", *body, f"    return {{{', '.join(entries)}}}, pos"]
+                [
+                    f"def {function}(buf, pos, room):",
+                    *body,
+                    f"    return {{{', '.join(entries)}}}, pos",
+                ]
             )
         )
         return function
@@ -292,10 +296,10 @@ class _Generator:
         self.functions.append(
             "\n".join(
                 [
-                    f"def {function}(buf, pos):",
+                    f"def {function}(buf, pos, room):",
                     "    items = []",
                     "    append = items.append",
-                    *self.blocks(),
+                    *self.blocks(schema.get("items")),
                     "        for _ in range(count):",
                     *item,
                     "            append(item)",
@@ -311,9 +315,9 @@ class _Generator:
         self.functions.append(
             "\n".join(
                 [
-                    f"def {function}(buf, pos):",
+                    f"def {function}(buf, pos, room):",
                     "    items = {}",
-                    *self.blocks(),
+                    *self.blocks("string"),
                     "        for _ in range(count):",
                     *key,
                     *value,
@@ -323,10 +327,22 @@ class _Generator:
         )
         return function
 
-    def blocks(self) -> list[str]:
+    def blocks(self, item: Any) -> list[str]:
         """The block loop of arrays and maps: a count (negative: a byte size follows), the
-        items, until a count of 0. A count is checked against the bytes left, or against
-        MAX_EMPTY_ITEMS, before anything is made for it."""
+        items, until a count of 0. A count is checked before anything is made for it:
+        against the bytes left when each item takes some, else against what is left of
+        MAX_EMPTY_ITEMS for the whole payload (``room``)."""
+        if self.may_be_empty(item, set()):
+            check = [
+                "        room[0] -= count",
+                "        if room[0] < 0:",
+                "            raise MalformedAvro(f'more than {MAX_EMPTY_ITEMS} items of no bytes')",
+            ]
+        else:
+            check = [
+                "        if count > len(buf) - pos:",
+                "            raise MalformedAvro(f'{count} items in {len(buf) - pos} bytes')",
+            ]
         return [
             "    while True:",
             *self.varint("count", "        "),
@@ -335,10 +351,34 @@ class _Generator:
             "        if count < 0:",
             "            count = -count",
             *self.varint("_", "            "),
-            "        left = len(buf) - pos",
-            "        if count > left and count > MAX_EMPTY_ITEMS:",
-            "            raise MalformedAvro(f'a block of {count} items in {left} bytes')",
+            *check,
         ]
+
+    def may_be_empty(self, schema: Any, seen: set[str]) -> bool:
+        """Whether a value of ``schema`` can take no bytes: null, a fixed of size 0, a
+        record of such fields (a record met again inside itself is taken as not empty)."""
+        if isinstance(schema, str):
+            if schema == "null":
+                return True
+            if schema in _PRIMITIVES or schema in seen:
+                return False
+            seen.add(schema)
+            return self.may_be_empty(self.named.get(schema), seen)
+        if not isinstance(schema, dict):
+            return False  # a union writes its branch's index
+        kind = schema.get("type")
+        if kind == "fixed":
+            return schema.get("size") == 0
+        if kind in ("record", "error"):
+            name = schema.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    return False
+                seen.add(name)
+            return all(self.may_be_empty(field.get("type"), seen) for field in schema["fields"])
+        if isinstance(kind, (str, dict)) and kind not in _PRIMITIVES | {"array", "map", "enum"}:
+            return self.may_be_empty(kind, seen)
+        return kind == "null"
 
 
 def build_reader(
@@ -355,7 +395,17 @@ def build_reader(
     except (Unsupported, RecursionError):
         return None
     source = "\n\n".join(
-        [*generator.functions, "\n".join(["def entry(buf, pos):", *lines, "    return value, pos"])]
+        [
+            *generator.functions,
+            "\n".join(
+                [
+                    "def entry(buf, pos):",
+                    "    room = [MAX_EMPTY_ITEMS]",
+                    *lines,
+                    "    return value, pos",
+                ]
+            ),
+        ]
     )
     namespace = generator.namespace
     exec(
