@@ -1,6 +1,7 @@
 """A queue-mode Connector's backlog read from the real broker's SASL_PLAINTEXT listener
-(scripts/kafka.sh) with each mechanism a Connector may name, and what a wrong password
-gives: an unknown backlog, for a reason that does not hold the password."""
+(scripts/kafka.sh) with each mechanism a Connector may name, over TLS too (SASL_SSL), and
+what a wrong password gives: an unknown backlog, for a reason that does not hold the
+password."""
 
 from __future__ import annotations
 
