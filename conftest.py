@@ -4,6 +4,8 @@ Both are started on first use (session scope) by the project's scripts and stopp
 end, unless they were already running or the environment names existing ones:
 
 - ``SLUICE_TEST_KAFKA``: bootstrap address of a broker to use instead (nothing is started);
+- ``SLUICE_TEST_KAFKA_SASL``: that broker's SASL_PLAINTEXT listener, set up as
+  ``scripts/kafka.sh`` sets its own (default: the bootstrap port + 2, as the script does);
 - ``SLUICE_TEST_KUBECONFIG``: kubeconfig of a cluster to use instead (nothing is started);
 - ``SLUICE_TEST_SCHEMA_REGISTRY``: URL of a Confluent-compatible schema registry to use
   instead (nothing is started).
@@ -65,6 +67,24 @@ def kafka_bootstrap() -> Iterator[str]:
     yield address
     if started:
         _script("kafka.sh", "down")
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl(kafka_bootstrap: str) -> Any:
+    """The broker's SASL_PLAINTEXT listener (``tests.sasl_broker.SaslListener``), with its
+    PLAIN user and a SCRAM user created here. A broker without one fails the test rather
+    than skipping it: scripts/kafka.sh (what CI runs) always has it."""
+    from tests.sasl_broker import SaslListener, add_scram_user, listening, sasl_address
+
+    address = os.environ.get("SLUICE_TEST_KAFKA_SASL") or sasl_address(kafka_bootstrap)
+    if not listening(address):
+        pytest.fail(
+            f"no SASL listener at {address}: a broker started by an older scripts/kafka.sh"
+            " has none (restart it), or set SLUICE_TEST_KAFKA_SASL",
+            pytrace=False,
+        )
+    add_scram_user(kafka_bootstrap)
+    return SaslListener(address)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,21 @@
 #   scripts/kafka.sh tools    print the classpath of Kafka's command line tools (make bench)
 #
 # Environment: SLUICE_KAFKA_PORT (default 19092), SLUICE_KAFKA_CONTROLLER_PORT (default port+1),
-# SLUICE_KAFKA_HEAP (default 768m).
+# SLUICE_KAFKA_SASL_PORT (default port+2), SLUICE_KAFKA_HEAP (default 768m).
+#
+# Two client listeners: PLAINTEXT on the port, and SASL_PLAINTEXT on the SASL port with the
+# mechanisms PLAIN (user "sluice", password "sluice-secret", from the JAAS line below) and
+# SCRAM-SHA-256 / SCRAM-SHA-512 (no users at start: SCRAM credentials are data in the
+# cluster's metadata, created by whoever needs them, e.g. the tests' fixture, through the
+# PLAINTEXT listener). No authorizer: an authenticated client may do anything, as on the
+# PLAINTEXT listener. Test credentials only; never a setup for anything real.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 PORT="${SLUICE_KAFKA_PORT:-19092}"
 CTRL_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+SASL_PORT="${SLUICE_KAFKA_SASL_PORT:-$((PORT + 2))}"
 HEAP="${SLUICE_KAFKA_HEAP:-768m}"
 POM="$SLUICE_ROOT/scripts/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
@@ -55,11 +63,15 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CTRL_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_sluice="sluice-secret";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$DIR/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -115,6 +127,7 @@ cmd_up() {
   rm -f "$PIDFILE"
   require_port_free "$PORT" "wanted for the Kafka listener" SLUICE_KAFKA_PORT
   require_port_free "$CTRL_PORT" "wanted for the Kafka controller" SLUICE_KAFKA_CONTROLLER_PORT
+  require_port_free "$SASL_PORT" "wanted for the Kafka SASL listener" SLUICE_KAFKA_SASL_PORT
   cmd_fetch
   need java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
   write_config
@@ -134,7 +147,7 @@ cmd_up() {
       die "formatting Kafka storage failed; see $DIR/format.log"
     echo "$KAFKA_VERSION" >"$DIR/data/.sluice-kafka-version"
   fi
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$PORT (log: $LOGFILE)"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$PORT, SASL_PLAINTEXT on 127.0.0.1:$SASL_PORT (log: $LOGFILE)"
   setsid bash -c 'exec "$@"' _ java -Xms256m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*" \
     kafka.Kafka "$DIR/server.properties" >"$LOGFILE" 2>&1 </dev/null &
@@ -164,7 +177,7 @@ cmd_status() {
   local pid
   pid="$(read_pid "$PIDFILE")"
   if pid_alive "$pid"; then
-    echo "Kafka running (pid $pid) on 127.0.0.1:$PORT"
+    echo "Kafka running (pid $pid) on 127.0.0.1:$PORT (SASL_PLAINTEXT on 127.0.0.1:$SASL_PORT)"
   else
     echo "Kafka not running"
     return 3

@@ -18,8 +18,18 @@ int16 length), response header version 1, except ApiVersions' response header: v
 always, so that any client can read it.
 
 Security: PLAINTEXT, and SSL through Python's ``ssl`` module (the CA, client certificate and
-key given as PEM, as librdkafka's ``ssl.*.pem`` settings carry them). SASL is not spoken:
-:class:`ShareOffsetsUnavailable` says so, and the caller treats the backlog as unknown.
+key given as PEM, as librdkafka's ``ssl.*.pem`` settings carry them); SASL_PLAINTEXT and
+SASL_SSL with the mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (``kafka_sasl``). On a
+SASL listener every connection (bootstrap and coordinator alike) authenticates right after
+ApiVersions, which brokers answer before authentication:
+
+    SaslHandshake (17, v1)           the mechanism; the broker says whether it has it
+    SaslAuthenticate (36, v0-v2)     one round for PLAIN, two for SCRAM (the second answer
+                                     carries the server's signature, verified)
+
+These two are not flexible in the versions used (except SaslAuthenticate v2): request
+header version 1, response header version 0, int16-length strings and int32-length bytes.
+The password never appears in a :class:`ShareOffsetsUnavailable` message.
 """
 
 from __future__ import annotations
@@ -33,9 +43,20 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from sluice_operator.kafka_sasl import (
+    PLAIN,
+    SaslCredentials,
+    SaslError,
+    ScramClient,
+    plain_message,
+    sasl_credentials,
+)
+
 API_VERSIONS = 18
 FIND_COORDINATOR = 10
 DESCRIBE_SHARE_GROUP_OFFSETS = 90
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 
 GROUP_KEY_TYPE = 0  # FindCoordinator's key type of a group (share groups included)
 
@@ -43,6 +64,8 @@ GROUP_KEY_TYPE = 0  # FindCoordinator's key type of a group (share groups includ
 FIND_COORDINATOR_VERSIONS = (4, 6)  # 4: batched keys; 5 and 6 change nothing read here
 DESCRIBE_VERSIONS = (0, 1)  # 1 adds the per-partition Lag
 API_VERSIONS_VERSION = 3  # the first flexible one; every broker with share groups has it
+SASL_HANDSHAKE_VERSIONS = (1, 1)  # 1: the exchange goes on in SaslAuthenticate requests
+SASL_AUTHENTICATE_VERSIONS = (0, 2)  # 1 adds the session lifetime, 2 is flexible
 
 CLIENT_ID = "sluice-operator"
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a bound on what a confused peer can make us allocate
@@ -62,8 +85,11 @@ ERROR_NAMES = {
     16: "NOT_COORDINATOR",
     29: "TOPIC_AUTHORIZATION_FAILED",
     30: "GROUP_AUTHORIZATION_FAILED",
+    33: "UNSUPPORTED_SASL_MECHANISM",
+    34: "ILLEGAL_SASL_STATE",
     35: "UNSUPPORTED_VERSION",
     42: "INVALID_REQUEST",
+    58: "SASL_AUTHENTICATION_FAILED",
     69: "GROUP_ID_NOT_FOUND",
     -1: "UNKNOWN_SERVER_ERROR",
 }
@@ -144,6 +170,17 @@ class Writer:
     def compact_array_length(self, count: int | None) -> Writer:
         return self.uvarint(0 if count is None else count + 1)
 
+    def legacy_bytes(self, value: bytes) -> Writer:
+        """An int32 length: BYTES in a version that is not flexible."""
+        self.int32(len(value))
+        self._parts.append(value)
+        return self
+
+    def compact_bytes(self, value: bytes) -> Writer:
+        self.uvarint(len(value) + 1)
+        self._parts.append(value)
+        return self
+
     def no_tagged_fields(self) -> Writer:
         return self.uvarint(0)
 
@@ -205,6 +242,19 @@ class Reader:
         """The element count; -1 for a null array."""
         return self.uvarint() - 1
 
+    def legacy_string(self) -> str | None:
+        """An int16 length (-1 for null): STRING in a version that is not flexible."""
+        length = self.int16()
+        return None if length < 0 else self._take(length).decode(errors="replace")
+
+    def legacy_bytes(self) -> bytes:
+        length = self.int32()
+        return b"" if length < 0 else self._take(length)
+
+    def compact_bytes(self) -> bytes:
+        length = self.uvarint()
+        return b"" if length == 0 else self._take(length - 1)
+
     def skip_tagged_fields(self) -> None:
         for _ in range(self.uvarint()):
             self.uvarint()  # the tag
@@ -214,17 +264,17 @@ class Reader:
         return self._data[self._at :]
 
 
-def request_header(api_key: int, version: int, correlation_id: int) -> bytes:
-    """Request header version 2 (what every flexible request version takes)."""
-    return (
+def request_header(api_key: int, version: int, correlation_id: int, flexible: bool = True) -> bytes:
+    """Request header version 2 (what every flexible request version takes), or version 1
+    (the same without tagged fields) for a version that is not flexible."""
+    writer = (
         Writer()
         .int16(api_key)
         .int16(version)
         .int32(correlation_id)
         .legacy_nullable_string(CLIENT_ID)
-        .no_tagged_fields()
-        .bytes()
     )
+    return (writer.no_tagged_fields() if flexible else writer).bytes()
 
 
 def api_versions_request() -> bytes:
@@ -287,6 +337,43 @@ def parse_find_coordinator(body: bytes, group: str) -> Coordinator:
     if found is None:
         raise ShareOffsetsUnavailable(problem)
     return found
+
+
+def sasl_handshake_request(mechanism: str) -> bytes:
+    return Writer().legacy_nullable_string(mechanism).bytes()
+
+
+def parse_sasl_handshake(body: bytes, mechanism: str) -> None:
+    reader = Reader(body)
+    code = reader.int16()
+    if code == NONE:
+        return
+    offered = [reader.legacy_string() or "" for _ in range(max(reader.int32(), 0))]
+    raise ShareOffsetsUnavailable(
+        f"SASL mechanism {mechanism}: {error_name(code)}"
+        + (f" (the broker offers {', '.join(offered)})" if offered else "")
+    )
+
+
+def sasl_authenticate_request(version: int, auth_bytes: bytes) -> bytes:
+    if version >= 2:
+        return Writer().compact_bytes(auth_bytes).no_tagged_fields().bytes()
+    return Writer().legacy_bytes(auth_bytes).bytes()
+
+
+def parse_sasl_authenticate(body: bytes, version: int, username: str) -> bytes:
+    """The server's SASL message; a refusal is :class:`ShareOffsetsUnavailable` with the
+    broker's reason (Kafka's reasons name the user at most, never the password)."""
+    reader = Reader(body)
+    code = reader.int16()
+    message = reader.compact_string() if version >= 2 else reader.legacy_string()
+    auth_bytes = reader.compact_bytes() if version >= 2 else reader.legacy_bytes()
+    if code != NONE:
+        raise ShareOffsetsUnavailable(
+            f"SASL authentication as {username} failed: {error_name(code)}"
+            + (f" ({message})" if message else "")
+        )
+    return auth_bytes
 
 
 def describe_request(group: str, partitions: Mapping[str, int]) -> bytes:
@@ -371,16 +458,16 @@ def tls_context(settings: Mapping[str, str]) -> ssl.SSLContext:
 def transport(settings: Mapping[str, str]) -> ssl.SSLContext | None:
     """The TLS context to use (None: plain TCP); raises for what this module cannot speak."""
     protocol = settings.get("security.protocol", "PLAINTEXT").upper()
-    if protocol == "PLAINTEXT":
+    if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
         return None
-    if protocol == "SSL":
+    if protocol in ("SSL", "SASL_SSL"):
         try:
             return tls_context(settings)
         except (ssl.SSLError, ValueError, OSError) as error:
             raise ShareOffsetsUnavailable(f"the TLS settings do not load: {error}") from None
     raise ShareOffsetsUnavailable(
-        f"security.protocol {protocol}: the share-group backlog reader speaks PLAINTEXT and"
-        " SSL only (SASL is not implemented)"
+        f"security.protocol {protocol}: the share-group backlog reader speaks PLAINTEXT,"
+        " SSL, SASL_PLAINTEXT and SASL_SSL only"
     )
 
 
@@ -415,10 +502,11 @@ class BrokerConnection:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def request(self, api_key: int, version: int, body: bytes) -> bytes:
-        """Sends one request and returns the body of its answer (its header checked)."""
+    def request(self, api_key: int, version: int, body: bytes, flexible: bool = True) -> bytes:
+        """Sends one request and returns the body of its answer (its header checked).
+        ``flexible``: whether this version of the request is (its headers follow)."""
         self._correlation += 1
-        message = request_header(api_key, version, self._correlation) + body
+        message = request_header(api_key, version, self._correlation, flexible) + body
         self._socket.settimeout(self._remaining())
         self._socket.sendall(struct.pack(">i", len(message)) + message)
         (size,) = struct.unpack(">i", self._receive(4))
@@ -427,7 +515,9 @@ class BrokerConnection:
         reader = Reader(self._receive(size))
         if reader.int32() != self._correlation:
             raise ProtocolError(f"{self.address} answered another request")
-        if api_key != API_VERSIONS:  # ApiVersions' answer has response header version 0
+        # Response header version 1 has tagged fields; version 0 (ApiVersions' answer,
+        # always, and the answers to versions that are not flexible) does not.
+        if flexible and api_key != API_VERSIONS:
             reader.skip_tagged_fields()
         return reader.rest()
 
@@ -446,6 +536,41 @@ class BrokerConnection:
         self.versions = parse_api_versions(
             self.request(API_VERSIONS, API_VERSIONS_VERSION, api_versions_request())
         )
+
+    def authenticate(self, credentials: SaslCredentials) -> None:
+        """SaslHandshake, then SaslAuthenticate as the mechanism needs (after negotiate)."""
+        handshake = self.version_of(SASL_HANDSHAKE, SASL_HANDSHAKE_VERSIONS, "SaslHandshake")
+        parse_sasl_handshake(
+            self.request(
+                SASL_HANDSHAKE,
+                handshake,
+                sasl_handshake_request(credentials.mechanism),
+                flexible=False,
+            ),
+            credentials.mechanism,
+        )
+        version = self.version_of(SASL_AUTHENTICATE, SASL_AUTHENTICATE_VERSIONS, "SaslAuthenticate")
+
+        def exchange(message: bytes) -> bytes:
+            body = self.request(
+                SASL_AUTHENTICATE,
+                version,
+                sasl_authenticate_request(version, message),
+                flexible=version >= 2,
+            )
+            return parse_sasl_authenticate(body, version, credentials.username)
+
+        try:
+            if credentials.mechanism == PLAIN:
+                exchange(plain_message(credentials))
+                return
+            scram = ScramClient(credentials)
+            server_first = exchange(scram.first_message())
+            scram.verify(exchange(scram.final_message(server_first)))
+        except SaslError as error:
+            raise ShareOffsetsUnavailable(
+                f"SASL {credentials.mechanism} as {credentials.username}: {error}"
+            ) from None
 
     def version_of(self, api_key: int, ours: tuple[int, int], name: str) -> int:
         """The highest version of ``api_key`` both sides speak."""
@@ -466,9 +591,14 @@ def _split(server: str) -> tuple[str, int]:
 
 
 def _connect(
-    servers: Iterable[str], tls: ssl.SSLContext | None, deadline: float, role: str
+    servers: Iterable[str],
+    tls: ssl.SSLContext | None,
+    sasl: SaslCredentials | None,
+    deadline: float,
+    role: str,
 ) -> BrokerConnection:
-    """A connection to the first of ``servers`` that answers ApiVersions."""
+    """A connection to the first of ``servers`` that answers ApiVersions (and accepts the
+    SASL identity, when there is one)."""
     failures: list[str] = []
     for server in servers:
         try:
@@ -479,6 +609,8 @@ def _connect(
             continue
         try:
             connection.negotiate()
+            if sasl is not None:
+                connection.authenticate(sasl)
         except (OSError, ShareOffsetsUnavailable) as error:
             connection.close()
             failures.append(f"{server}: {error}")
@@ -500,10 +632,32 @@ def describe_share_group_offsets(
     settings of the identity to use. Raises :class:`ShareOffsetsUnavailable`, never
     anything else the network or the broker can cause."""
     deadline = time.monotonic() + timeout
-    tls = transport(settings)
-    servers = list(servers)
+    password = settings.get("sasl.password")
     try:
-        with _connect(servers, tls, deadline, "bootstrap server") as bootstrap:
+        return _read(list(servers), settings, group, partitions, deadline)
+    except ShareOffsetsUnavailable as error:
+        # Kafka's reasons never hold the password, nor do ours; a peer's text might (a
+        # broker echoing what it got): it is taken out wherever it shows up.
+        reason = str(error)
+        if password and password in reason:
+            raise ShareOffsetsUnavailable(reason.replace(password, "<password>")) from None
+        raise
+
+
+def _read(
+    servers: list[str],
+    settings: Mapping[str, str],
+    group: str,
+    partitions: Mapping[str, int],
+    deadline: float,
+) -> dict[tuple[str, int], SharePartitionOffsets]:
+    tls = transport(settings)
+    try:
+        sasl = sasl_credentials(settings)
+    except SaslError as error:
+        raise ShareOffsetsUnavailable(str(error)) from None
+    try:
+        with _connect(servers, tls, sasl, deadline, "bootstrap server") as bootstrap:
             version = bootstrap.version_of(
                 FIND_COORDINATOR, FIND_COORDINATOR_VERSIONS, "FindCoordinator"
             )
@@ -514,7 +668,9 @@ def describe_share_group_offsets(
             address = f"{coordinator.host}:{coordinator.port}"
             if address == bootstrap.address:
                 return _describe(bootstrap, group, partitions)
-        with _connect([address], tls, deadline, f"coordinator of group {group}") as connection:
+        with _connect(
+            [address], tls, sasl, deadline, f"coordinator of group {group}"
+        ) as connection:
             return _describe(connection, group, partitions)
     except ShareOffsetsUnavailable:
         raise

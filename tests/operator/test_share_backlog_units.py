@@ -156,15 +156,17 @@ def test_api_versions_answer() -> None:
         parse_api_versions(int16(35) + b"\x01" + int32(0) + b"\x00")
 
 
-def test_transport_speaks_plaintext_and_tls_and_refuses_sasl() -> None:
+def test_transport_is_tls_for_ssl_and_sasl_ssl_only() -> None:
     assert transport({}) is None
     assert transport({"security.protocol": "PLAINTEXT"}) is None
+    assert transport({"security.protocol": "SASL_PLAINTEXT"}) is None
     assert transport({"security.protocol": "SSL"}) is not None  # the system's CAs
-    with pytest.raises(ShareOffsetsUnavailable, match="TLS settings do not load"):
-        transport({"security.protocol": "SSL", "ssl.ca.pem": "not a certificate"})
-    for sasl in ("SASL_PLAINTEXT", "SASL_SSL"):
-        with pytest.raises(ShareOffsetsUnavailable, match="SASL is not implemented"):
-            transport({"security.protocol": sasl})
+    assert transport({"security.protocol": "SASL_SSL"}) is not None
+    for protocol in ("SSL", "SASL_SSL"):
+        with pytest.raises(ShareOffsetsUnavailable, match="TLS settings do not load"):
+            transport({"security.protocol": protocol, "ssl.ca.pem": "not a certificate"})
+    with pytest.raises(ShareOffsetsUnavailable, match="speaks PLAINTEXT, SSL, SASL_PLAINTEXT"):
+        transport({"security.protocol": "KERBEROS_OVER_CARRIER_PIGEON"})
 
 
 WATERMARKS = {("t", 0): 100, ("t", 1): 50}

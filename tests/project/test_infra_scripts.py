@@ -92,6 +92,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     env["SLUICE_STATE"] = str(tmp_path / "state")
     env["SLUICE_KAFKA_PORT"] = str(free_port())
     env["SLUICE_KAFKA_CONTROLLER_PORT"] = str(free_port())
+    env["SLUICE_KAFKA_SASL_PORT"] = str(free_port())
     env["SLUICE_APISERVER_PORT"] = str(free_port())
     env["SLUICE_ETCD_PORT"] = str(free_port())
     return env

@@ -40,6 +40,7 @@ def private_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         "SLUICE_STATE": str(tmp_path / "state"),
         "SLUICE_KAFKA_PORT": str(free_port()),
         "SLUICE_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "SLUICE_KAFKA_SASL_PORT": str(free_port()),
     }
     up = subprocess.run(
         [ROOT / "scripts/kafka.sh", "up"],
