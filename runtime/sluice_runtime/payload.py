@@ -51,16 +51,27 @@ class Request:
 
 
 _time_cache: dict[int, bytes] = {}
+_second_cache: dict[int, bytes] = {}
 
 
 def _time(timestamp_ms: int) -> bytes:
-    # Records read together mostly share a millisecond, and formatting dominates otherwise.
+    """A record timestamp as RFC 3339 UTC with milliseconds (as ``datetime.isoformat``).
+
+    Records read together mostly share a millisecond; at a low rate each has its own, and
+    a datetime per record cost a third of writing a small request: so the text up to the
+    second is kept, and the milliseconds are appended."""
     text = _time_cache.get(timestamp_ms)
     if text is None:
         if len(_time_cache) > 4096:
             _time_cache.clear()
-        moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        text = _time_cache[timestamp_ms] = moment.isoformat(timespec="milliseconds").encode()
+        seconds, millis = divmod(timestamp_ms, 1000)
+        prefix = _second_cache.get(seconds)
+        if prefix is None:
+            if len(_second_cache) > 1024:
+                _second_cache.clear()
+            moment = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+            prefix = _second_cache[seconds] = moment[:19].encode() + b"."
+        text = _time_cache[timestamp_ms] = b"%s%03d+00:00" % (prefix, millis)
     return text
 
 

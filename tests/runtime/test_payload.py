@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -58,6 +59,18 @@ def test_cloudevents_batch_attributes() -> None:
         "5",
     )
     assert first["data"] == {"a": 1}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(min_value=-62135596800000, max_value=253402300799999))
+def test_event_time_is_the_record_timestamp_to_the_millisecond(timestamp: int) -> None:
+    # Counted exactly from the epoch: a float of seconds drifts by a millisecond far from it.
+    exact = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=timestamp)
+    item = Event(Record("views", 3, 5, timestamp, None, b"1", []), {"a": 1})
+    for fmt in ("cloudevents-batch", "cloudevents-binary"):
+        body = build_request([item], fmt, SOURCE)
+        sent = body.headers.get("ce-time") or orjson.loads(body.body)[0]["time"]
+        assert sent == exact.isoformat(timespec="milliseconds")
 
 
 def test_json_array_carries_only_data() -> None:
