@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -157,6 +157,11 @@ class KafkaFactsError(Exception):
         self.code = code
 
 
+class Backlog(NamedTuple):
+    by_topic: dict[str, int]
+    unstarted: bool
+
+
 @dataclass(frozen=True)
 class KafkaFacts:
     partitions: dict[str, int]
@@ -170,6 +175,10 @@ class KafkaFacts:
     """Why the dead-letter topic could not be checked or created."""
     lag_by_topic: dict[str, int] | None = None
     """The lag per topic (None when unreadable)."""
+    unstarted: bool = False
+    """With ``initialOffset: latest``, the group has no position yet on some partition: it
+    starts there where its first member joins, so nothing produced before that counts as
+    lag, and without a member it never starts (see ``decide_replicas``)."""
 
     @property
     def total_partitions(self) -> int:
@@ -258,13 +267,16 @@ class KafkaFactsReader:
                 self._forget(key)
             raise
         if kafka.consumption == "queue":
-            lag_by_topic = self._share_backlog(client, connector, partitions, identities.source)
+            backlog = self._share_backlog(client, connector, partitions, identities.source)
         else:
-            lag_by_topic = self._lag(client, connector, partitions)
+            backlog = self._lag(client, connector, partitions)
         created, dlq_error = self._ensure_dead_letter(connector, identities.dead_letter)
         client.poll(0)  # serves queued log events to our logger
-        lag = sum(lag_by_topic.values()) if lag_by_topic is not None else None
-        return KafkaFacts(partitions, lag, created, dlq_error, lag_by_topic)
+        if backlog is None:
+            return KafkaFacts(partitions, None, created, dlq_error)
+        lag_by_topic, unstarted = backlog
+        lag = sum(lag_by_topic.values())
+        return KafkaFacts(partitions, lag, created, dlq_error, lag_by_topic, unstarted)
 
     def _partitions(self, client: AdminClient, topics: list[str]) -> dict[str, int]:
         futures = client.describe_topics(
@@ -278,10 +290,11 @@ class KafkaFactsReader:
 
     def _lag(
         self, client: AdminClient, connector: Connector, partitions: dict[str, int]
-    ) -> dict[str, int] | None:
-        """Records the group has yet to commit, per topic. Records that retention deleted
-        before the group got to them are not lag: the group can never read them, so a
-        committed offset below a partition's low watermark counts from the watermark."""
+    ) -> Backlog | None:
+        """Records the group has yet to commit, per topic, and whether it is unstarted
+        (``KafkaFacts.unstarted``). Records that retention deleted before the group got to
+        them are not lag: the group can never read them, so a committed offset below a
+        partition's low watermark counts from the watermark."""
         group = connector.consumer_group
         tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         try:
@@ -300,15 +313,17 @@ class KafkaFactsReader:
         # it has nothing to catch up on.
         from_start = connector.spec.source.kafka.initial_offset == "earliest"
         by_topic = dict.fromkeys(partitions, 0)
+        unstarted = False
         for tp in tps:
             where = (tp.topic, tp.partition)
             end = latest[where]
             low = earliest.get(where, 0)
             start = committed.get(where, -1)
             if start < 0:
+                unstarted = unstarted or not from_start
                 start = low if from_start else end
             by_topic[tp.topic] += max(end - max(start, low), 0)
-        return by_topic
+        return Backlog(by_topic, unstarted)
 
     def _share_backlog(
         self,
@@ -316,10 +331,11 @@ class KafkaFactsReader:
         connector: Connector,
         partitions: dict[str, int],
         identity: KafkaIdentity,
-    ) -> dict[str, int] | None:
-        """Records the share group has yet to finish, per topic (``share_backlog``); None
-        when unreadable. The start offsets come over Kafka's protocol (the Python client
-        has no admin call for them), with the same identity as the admin client."""
+    ) -> Backlog | None:
+        """Records the share group has yet to finish, per topic (``share_backlog``), and
+        whether it is unstarted (``KafkaFacts.unstarted``); None when unreadable. The start
+        offsets come over Kafka's protocol (the Python client has no admin call for them),
+        with the same identity as the admin client."""
         kafka = connector.spec.source.kafka
         group = connector.share_group
         tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
@@ -339,9 +355,12 @@ class KafkaFactsReader:
             return None
         if self._backlog_problems.pop(group, None) is not None:
             log.info("The backlog of share group %s is readable again", group)
-        return share_backlog(
-            partitions, offsets, latest, earliest, kafka.initial_offset == "earliest"
+        from_start = kafka.initial_offset == "earliest"
+        by_topic = share_backlog(partitions, offsets, latest, earliest, from_start)
+        unstarted = not from_start and any(
+            (state := offsets.get(where)) is None or state.start_offset < 0 for where in latest
         )
+        return Backlog(by_topic, unstarted)
 
     def _offsets(
         self, client: AdminClient, tps: list[TopicPartition], spec: OffsetSpec

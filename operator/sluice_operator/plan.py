@@ -231,6 +231,7 @@ def _act(observation: Observation, body: Manifest, settings: OperatorConfig) -> 
         observation.now,
         drain=drain_signals(health, lag, previous.throughput_per_replica),
         last_scale=_parse_time(previous.last_scale_time),
+        unstarted=facts.unstarted if facts is not None else False,
     )
     last_scale_time = previous.last_scale_time
 

@@ -14,7 +14,9 @@ topics' partition count, the consumer group's lag, the previous decision and the
 - ``lag`` mode before any throughput is measured (no pod reported a backlog yet):
   ``ceil(lag / lagThreshold)`` replicas within the same bounds, growing at once, shrinking
   after the window. With ``minReplicas: 0`` a Connector whose lag stays at zero that long
-  goes to zero, and wakes when the lag exceeds ``activationLagThreshold``.
+  goes to zero, and wakes when the lag exceeds ``activationLagThreshold``; but not while
+  the group, with ``initialOffset: latest``, has no position on some partition: it would
+  never start (one replica starts it).
 - ``spec.replicas`` (written through the scale subresource by ``kubectl scale``, an HPA or
   KEDA) overrides both; ``paused`` overrides everything.
 """
@@ -133,10 +135,34 @@ def decide_replicas(
     *,
     drain: DrainSignals | None = None,
     last_scale: datetime | None = None,
+    unstarted: bool = False,
 ) -> ScalingDecision:
     """``current`` is the previous decision (None before the first), ``partitions`` and
     ``lag`` are None when Kafka could not tell; ``drain`` is what the pods measured (None
-    when none reported), ``last_scale`` when the replicas last changed."""
+    when none reported), ``last_scale`` when the replicas last changed, ``unstarted`` that
+    the group has no position yet on some partition with ``initialOffset: latest``."""
+    decision = _decide(spec, partitions, lag, current, scale_down_since, now, drain, last_scale)
+    asleep = decision.replicas == 0 and not spec.paused and spec.replicas is None
+    if unstarted and asleep and spec.scaling.mode == "lag":
+        # Such a group starts where its first member joins: at zero it would never start,
+        # and every record produced meanwhile would count as no lag and be skipped. One
+        # member fixes the start; from then on the lag counts.
+        return ScalingDecision(
+            1, "the group has not started (initialOffset latest): one replica starts it"
+        )
+    return decision
+
+
+def _decide(
+    spec: ConnectorSpec,
+    partitions: int | None,
+    lag: int | None,
+    current: int | None,
+    scale_down_since: datetime | None,
+    now: datetime,
+    drain: DrainSignals | None,
+    last_scale: datetime | None,
+) -> ScalingDecision:
     scaling = spec.scaling
     if spec.paused:
         return ScalingDecision(0, "paused")

@@ -126,6 +126,11 @@ class KafkaReader:
         self.consumer = Consumer(consumer_settings(connector, client_id), logger=log)
         self.stored: dict[tuple[str, int], int] = {}
         self.assigned: set[tuple[str, int]] = set()
+        self.unread: set[tuple[str, int]] = set()  # assigned, no record read since
+        # Where a partition assigned to a group reading from latest starts at the earliest
+        # (its end just before it was assigned): see _store_start_positions.
+        self._start_floor: dict[tuple[str, int], int] = {}
+        self._from_latest = connector.spec.source.kafka.initial_offset == "latest"
         self._to_store: dict[tuple[str, int], int] = {}
         self._commands: deque[tuple[str, int, bool]] = deque()
         self._stop = threading.Event()
@@ -203,10 +208,14 @@ class KafkaReader:
                 if messages:
                     groups = records_by_partition(messages)
                     if groups:
+                        if self.unread:
+                            self.unread.difference_update(groups)
                         self._hand_over(groups)
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + LAG_INTERVAL
                     self._report_lag()
+                    if self.unread:
+                        self._store_start_positions()
         finally:
             self._apply_handovers()
             self._commit(list(self.assigned))
@@ -280,6 +289,8 @@ class KafkaReader:
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = self._tuples(partitions)
         self.assigned.update(tps)
+        if self._from_latest:
+            self._note_start_floors(tps)
         log.info("Assigned partitions %s", ", ".join(f"{t}-{p}" for t, p in tps) or "none")
         self.loop.call_soon_threadsafe(self.listener.assigned, self, tps)
 
@@ -316,6 +327,9 @@ class KafkaReader:
         except KafkaException as error:
             log.debug("Could not resume released partitions: %s", error)
         self.assigned.difference_update(tps)
+        self.unread.difference_update(tps)
+        for tp in tps:
+            self._start_floor.pop(tp, None)
 
     def _wait(self, coroutine: Coroutine[Any, Any, None]) -> None:
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -337,6 +351,50 @@ class KafkaReader:
             )
         except KafkaException as error:
             log.error("Synchronous commit failed: %s", error)
+
+    def _note_start_floors(self, tps: list[tuple[str, int]]) -> None:
+        """Called as partitions are assigned, before they are fetched: their end now is at
+        or before where a group with no committed offset starts on them."""
+        for topic, partition in tps:
+            try:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=2, cached=False
+                )
+            except KafkaException as error:
+                log.debug("No end offset for %s-%d: %s", topic, partition, error)
+                continue
+            if high is not None and high >= 0:
+                self._start_floor[(topic, partition)] = high
+                self.unread.add((topic, partition))
+
+    def _store_start_positions(self) -> None:
+        """Commit where the group starts on partitions it has no committed offset for and
+        this reader has read nothing from.
+
+        A new group with ``initialOffset: latest`` starts at the end when a member joins,
+        and has no committed offset until a record is delivered: the operator sees it as
+        not started and keeps a replica for it, which on a partition no record reaches would
+        be forever. The end just before the partition was assigned is at or before that
+        start, so committing it passes over nothing this reader should deliver (at worst a
+        later member reads again the few records produced in between), and lets the lag
+        count from there."""
+        unread = [tp for tp in self.unread if tp not in self.stored and tp in self.assigned]
+        self.unread.intersection_update(unread)
+        if not unread:
+            return
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in unread], 5)
+        except KafkaException as error:
+            log.debug("Could not read the committed offsets: %s", error)
+            return
+        for offsets in committed:
+            if offsets.error is not None:
+                continue  # asked again next time
+            where = (offsets.topic, offsets.partition)
+            self.unread.discard(where)
+            floor = self._start_floor.pop(where, None)
+            if offsets.offset < 0 and floor is not None:
+                self.store(*where, floor)
 
     def _report_lag(self) -> None:
         for topic, partition in list(self.assigned):

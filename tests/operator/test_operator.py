@@ -578,6 +578,48 @@ def test_lag_scaling_wakes_on_lag_and_sleeps_when_caught_up(
     eventually(lambda: connector(kube, ns, "lag")["status"].get("lag") == 0, 10, "lag 0")
 
 
+def test_a_group_reading_from_latest_keeps_a_replica_until_it_has_started(
+    operator: OperatorThread,
+    kube: Kube,
+    ns: str,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+) -> None:
+    """At zero replicas a new group reading from latest would never start: what is
+    produced would count as no lag, and be skipped once a member joined."""
+    topic = make_topic(2, prefix="lag")
+    body = connector_body(
+        "fresh",
+        ns,
+        kafka_bootstrap,
+        [topic],
+        SINK,
+        scaling={"mode": "lag", "minReplicas": 0, "stabilizationWindow": "1s"},
+    )
+    assert body["spec"]["source"]["kafka"].get("initialOffset", "latest") == "latest"
+    create_connector(kube, body)
+    produce(kafka_bootstrap, topic, [(None, '{"n": 1}')])
+    wait_replicas(kube, ns, "fresh", 1)
+    time.sleep(3)  # beyond the window: still one, and not scaled to zero
+    deployment = owned(kube, ns, "fresh", "Deployment")
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 1
+
+    # Its member commits where it starts (the runtime does, within seconds of joining).
+    group = f"{ns}.fresh"
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+    try:
+        ends = [
+            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
+            for p in range(2)
+        ]
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+    wait_replicas(kube, ns, "fresh", 0)
+    wait_condition(kube, ns, "fresh", "Ready", "True", "ScaledToZero")
+
+
 def test_runtime_fields_the_api_server_rejects_are_an_invalid_spec(
     operator: OperatorThread,
     kube: Kube,

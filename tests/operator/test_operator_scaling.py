@@ -125,6 +125,26 @@ def test_lag_scaling_to_zero_and_waking_up() -> None:
     assert decide_replicas(s, 4, 350, 0, None, NOW).replicas == 4
 
 
+def test_an_unstarted_group_reading_from_latest_keeps_one_replica_to_start_it() -> None:
+    s = spec(scaling={**LAG, "minReplicas": 0})
+    first = decide_replicas(s, 4, 0, None, None, NOW, unstarted=True)
+    assert first.replicas == 1
+    assert "not started" in first.why
+    # Asleep already (an operator from before), or after the window: woken, kept at one.
+    assert decide_replicas(s, 4, 0, 0, None, NOW, unstarted=True).replicas == 1
+    assert (
+        decide_replicas(s, 4, 0, 1, NOW, NOW + timedelta(seconds=60), unstarted=True).replicas == 1
+    )
+    # Started: it sleeps as before; a lag asks for what it always did.
+    assert decide_replicas(s, 4, 0, 1, NOW, NOW + timedelta(seconds=60)).replicas == 0
+    assert decide_replicas(s, 4, 350, 0, None, NOW, unstarted=True).replicas == 4
+    # Paused and the scale subresource still win.
+    paused = spec(scaling={**LAG, "minReplicas": 0}, paused=True)
+    assert decide_replicas(paused, 4, 0, 1, None, NOW, unstarted=True).replicas == 0
+    scaled = spec(scaling={**LAG, "minReplicas": 0}, replicas=0)
+    assert decide_replicas(scaled, 4, 0, 1, None, NOW, unstarted=True).replicas == 0
+
+
 def test_lag_unknown_keeps_the_current_count() -> None:
     s = spec(scaling=LAG)
     assert decide_replicas(s, 8, None, 3, None, NOW).replicas == 3

@@ -143,6 +143,48 @@ def test_a_share_group_nobody_started_counts_from_where_it_will_start(
     latest = queue_connector(kafka_bootstrap, topic, never_used, "latest")
     assert backlog(reader, earliest)[0] == 12  # the runtime will start at the beginning
     assert backlog(reader, latest)[0] == 0  # ... or at the end: nothing to catch up on
+    # ... where its first member joins: until then it is unstarted (the operator keeps a
+    # replica to start it); a group reading from the beginning has its start already.
+    facts = reader.read(latest, KafkaIdentities(PLAIN, PLAIN))
+    assert facts.unstarted
+    assert not reader.read(earliest, KafkaIdentities(PLAIN, PLAIN)).unstarted
+
+
+def test_a_latest_share_group_starts_when_its_member_finishes_records(
+    kafka_bootstrap: str, make_topic: Callable[..., str], reader: KafkaFactsReader
+) -> None:
+    topic = make_topic(partitions=2, prefix="backlog")
+    group = f"started-{topic}"
+    set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "latest"})
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(6)))  # before it starts
+    connector = queue_connector(kafka_bootstrap, topic, group, "latest")
+    assert reader.read(connector, KafkaIdentities(PLAIN, PLAIN)).unstarted
+
+    consumer = share_member(kafka_bootstrap, group, topic)
+    try:
+        # A member that read nothing leaves no start with the broker (4.2 persists it with
+        # the first acknowledgement): the operator keeps that member running meanwhile.
+        for _ in range(6):
+            consumer.poll(0.5)
+        assert reader.read(connector, KafkaIdentities(PLAIN, PLAIN)).unstarted
+        # Records until both partitions had one (those produced before the broker set the
+        # start are skipped, as the six were), each accepted as it comes.
+        finished: set[int] = set()
+        deadline = time.monotonic() + 60
+        while finished != {0, 1} and time.monotonic() < deadline:
+            for partition in {0, 1} - finished:
+                produce(kafka_bootstrap, topic, [(None, "now")], partition=partition)
+            held = [m for m in consumer.poll(1) if m.error() is None]
+            assert all(m.value() == b"now" for m in held)
+            settle(consumer, held, lambda _offset: AcknowledgeType.ACCEPT)
+            finished |= {m.partition() or 0 for m in held}
+        assert finished == {0, 1}
+        assert not reader.read(connector, KafkaIdentities(PLAIN, PLAIN)).unstarted
+    finally:
+        consumer.close()
+    # From then on what arrives is backlog, with no member running.
+    produce(kafka_bootstrap, topic, ((None, f"{i}") for i in range(4)))
+    assert backlog(reader, connector)[0] == 4
 
 
 def test_version_0_reads_the_start_offset(
@@ -199,7 +241,7 @@ def test_what_cannot_be_read_is_unknown_not_a_crash(
     connector = queue_connector(kafka_bootstrap, topic, group, "earliest")
     sasl = KafkaIdentity("connector", {"security.protocol": "SASL_PLAINTEXT"})
     admin = reader._client([kafka_bootstrap], PLAIN)[1]
-    assert reader._share_backlog(admin, connector, {topic: 1}, PLAIN) == {topic: 0}
+    assert reader._share_backlog(admin, connector, {topic: 1}, PLAIN) == ({topic: 0}, False)
     assert reader._share_backlog(admin, connector, {topic: 1}, sasl) is None
 
 

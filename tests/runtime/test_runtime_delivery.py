@@ -122,3 +122,33 @@ def test_records_of_any_shape_are_delivered_not_lost(
     assert values[3]["value"] == "a json string"
     assert values[4]["value"] == "{not json"
     assert len(values[5]["value"]["blob"]) == 5 * 2**20
+
+
+def test_a_new_group_reading_from_latest_commits_where_it_starts(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """Without a committed offset the operator cannot tell a lag (see KafkaFacts.unstarted):
+    a member that has read nothing commits its start, and skips nothing it should read."""
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, [(None, b'{"before": %d}' % i) for i in range(6)])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest("starts", kafka_bootstrap, topic, function.url)
+        manifest["spec"]["source"]["kafka"]["initialOffset"] = "latest"
+        group = manifest["spec"]["source"]["kafka"]["consumerGroup"]
+        with RuntimeThread(manifest) as runtime:
+            runtime.wait_assigned(2)
+            ends = committed(kafka_bootstrap, group, topic, 2)
+            assert all(offset < 0 for offset in ends.values())  # nothing committed yet
+            wait_for(
+                lambda: sum(committed(kafka_bootstrap, group, topic, 2).values()) == 6,
+                30,
+                "the start of both partitions committed",
+            )
+            assert function.events() == []  # what came before the group is not read
+            produce(kafka_bootstrap, topic, [(None, b'{"after": %d}' % i) for i in range(4)])
+            wait_for(lambda: len(function.events()) == 4, 30, "the 4 later records")
+            wait_for(
+                lambda: sum(committed(kafka_bootstrap, group, topic, 2).values()) == 10,
+                30,
+                "the later records committed",
+            )
