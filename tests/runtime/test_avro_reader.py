@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice_runtime.schemas.avro import compile_avro
+from sluice_runtime.schemas.avro import _generated_reader, compile_avro
 from sluice_runtime.schemas.avro_reader import MAX_EMPTY_ITEMS
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DecodeError
@@ -256,6 +256,39 @@ def test_counts_are_refused_before_anything_is_made_for_them() -> None:
     claim = zigzag(half) + zigzag(0)  # one holder's array: half the bound, in a few bytes
     with pytest.raises(DecodeError, match="items of no bytes"):
         holders(zigzag(2) + claim + claim + zigzag(0))  # spread over arrays
+    # An empty record named again beside its definition takes no bytes either: ten of them
+    # in the two bytes of their block's count and end (found refused by the differential).
+    again = {
+        "type": "record",
+        "name": "Top",
+        "fields": [
+            {"name": "first", "type": empty},
+            {"name": "more", "type": {"type": "array", "items": "Empty"}},
+        ],
+    }
+    assert compile_avro(RegistrySchema("AVRO", json.dumps(again)), 1)(zigzag(10) + zigzag(0)) == {
+        "first": {},
+        "more": [{}] * 10,
+    }
+    # A schema left to fastavro (a union of several types with a logical type) is held to
+    # the same bounds: fastavro alone would make a list of whatever count is claimed.
+    mixed = {
+        "type": "record",
+        "name": "Mixed",
+        "fields": [
+            {"name": "when", "type": ["string", {"type": "int", "logicalType": "date"}]},
+            {"name": "nulls", "type": {"type": "array", "items": "null"}},
+        ],
+    }
+    left_to_fastavro = RegistrySchema("AVRO", json.dumps(mixed))
+    assert _generated_reader(left_to_fastavro) is None
+    fallback = compile_avro(left_to_fastavro, 1)
+    date = zigzag(1) + zigzag(19000)  # the second branch: a date
+    assert fallback(date + zigzag(2) + zigzag(0)) == {"when": "2022-01-08", "nulls": [None, None]}
+    with pytest.raises(DecodeError, match="items of no bytes"):
+        fallback(date + zigzag(1 << 40) + zigzag(0))
+    with pytest.raises(DecodeError, match="does not decode"):
+        fallback(zigzag(5) + zigzag(0))  # no such branch
     strings = compile_avro(
         RegistrySchema("AVRO", json.dumps({"type": "array", "items": "string"})), 1
     )

@@ -59,8 +59,13 @@ def compile_avro(schema: RegistrySchema, schema_id: int, *, generated: bool = Tr
     if fast is not None:
         return _decoder(fast, schema_id)
     reader = fastavro.schemaless_reader
+    # fastavro makes a list of whatever count a payload claims: walked first within bounds.
+    check = _generated_reader(schema, check_only=True) if generated else None
+    bounded = _decoder(check, schema_id) if check is not None else None
 
     def decode(payload: bytes) -> Any:
+        if bounded is not None:
+            bounded(payload)
         stream = io.BytesIO(payload)
         try:
             value = reader(stream, parsed, None)
@@ -73,13 +78,13 @@ def compile_avro(schema: RegistrySchema, schema_id: int, *, generated: bool = Tr
     return decode
 
 
-def _generated_reader(schema: RegistrySchema) -> Reader | None:
+def _generated_reader(schema: RegistrySchema, check_only: bool = False) -> Reader | None:
     written: dict[str, Any] = {}  # the named types as written (logical types kept)
     try:
         for reference in _references_first(schema):
             fastavro.parse_schema(orjson.loads(reference.text), named_schemas=written)
         parsed = fastavro.parse_schema(orjson.loads(schema.text), named_schemas=written)
-        return build_reader(parsed, written, _RAW_LOGICAL)
+        return build_reader(parsed, written, _RAW_LOGICAL, check_only=check_only)
     except Exception:  # a schema fastavro reads once prepared, it keeps reading
         return None
 

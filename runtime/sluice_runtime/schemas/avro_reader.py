@@ -13,7 +13,8 @@ namespace it runs in, under names made here (``c0``, ``c1``, ...).
 
 :func:`build_reader` returns None for a schema it does not read the same way as the
 fastavro path (a union of several types with logical types inside, whose values that path
-maps from Python objects); the caller keeps fastavro for those. The two are compared on
+maps from Python objects); the caller keeps fastavro for those, after a reader made with
+``check_only`` has walked the payload within the same bounds. The two are compared on
 generated schemas and values in tests/runtime/test_avro_reader.py.
 """
 
@@ -106,6 +107,7 @@ class _Generator:
     ) -> None:
         self.named = named
         self.logical = logical
+        self.check_only = False
         self.namespace: dict[str, Any] = dict(_BASE_NAMES)
         self.functions: list[str] = []
         self.record_functions: dict[str, str] = {}  # full name → its reader's name
@@ -225,7 +227,11 @@ class _Generator:
 
     def union(self, branches: list[Any], target: str, pad: str) -> list[str]:
         several = sum(1 for branch in branches if branch != "null") > 1
-        if several and any(self.has_logical(branch, set()) for branch in branches):
+        if (
+            several
+            and not self.check_only
+            and any(self.has_logical(branch, set()) for branch in branches)
+        ):
             raise Unsupported("a union of several types with logical types inside")
         lines = self.varint("branch", pad)
         for index, branch in enumerate(branches):
@@ -332,7 +338,7 @@ class _Generator:
         items, until a count of 0. A count is checked before anything is made for it:
         against the bytes left when each item takes some, else against what is left of
         MAX_EMPTY_ITEMS for the whole payload (``room``)."""
-        if self.may_be_empty(item, set()):
+        if self.may_be_empty(item):
             check = [
                 "        room[0] -= count",
                 "        if room[0] < 0:",
@@ -354,16 +360,17 @@ class _Generator:
             *check,
         ]
 
-    def may_be_empty(self, schema: Any, seen: set[str]) -> bool:
+    def may_be_empty(self, schema: Any, inside: frozenset[str] = frozenset()) -> bool:
         """Whether a value of ``schema`` can take no bytes: null, a fixed of size 0, a
-        record of such fields (a record met again inside itself is taken as not empty)."""
+        record of such fields. ``inside``: the records this one is nested in; one met again
+        there is taken as not empty (a value of it inside itself ends in something that
+        takes bytes). A record used twice side by side is as empty as it is once."""
         if isinstance(schema, str):
             if schema == "null":
                 return True
-            if schema in _PRIMITIVES or schema in seen:
+            if schema in _PRIMITIVES or schema in inside:
                 return False
-            seen.add(schema)
-            return self.may_be_empty(self.named.get(schema), seen)
+            return self.may_be_empty(self.named.get(schema), inside)
         if not isinstance(schema, dict):
             return False  # a union writes its branch's index
         kind = schema.get("type")
@@ -372,12 +379,12 @@ class _Generator:
         if kind in ("record", "error"):
             name = schema.get("name")
             if isinstance(name, str):
-                if name in seen:
+                if name in inside:
                     return False
-                seen.add(name)
-            return all(self.may_be_empty(field.get("type"), seen) for field in schema["fields"])
+                inside = inside | {name}
+            return all(self.may_be_empty(field.get("type"), inside) for field in schema["fields"])
         if isinstance(kind, (str, dict)) and kind not in _PRIMITIVES | {"array", "map", "enum"}:
-            return self.may_be_empty(kind, seen)
+            return self.may_be_empty(kind, inside)
         return kind == "null"
 
 
@@ -385,11 +392,19 @@ def build_reader(
     parsed: Any,
     named: dict[str, Any],
     logical: dict[str, tuple[frozenset[str], Convert | None]],
+    *,
+    check_only: bool = False,
 ) -> Reader | None:
     """The reader of values written with ``parsed`` (fastavro.parse_schema's form, its
     named types in ``named``), mapping values to JSON types as ``logical`` says for the
-    logical types read as their underlying type; None when fastavro should read them."""
-    generator = _Generator(named, logical)
+    logical types read as their underlying type; None when fastavro should read them.
+
+    ``check_only``: a reader of every schema, its values unmapped (logical types as their
+    underlying type), run before fastavro reads a payload this module leaves to it: what
+    it refuses (more than MAX_EMPTY_ITEMS items of no bytes, counts beyond the bytes left)
+    fastavro would make a list of, however long."""
+    generator = _Generator(named, {} if check_only else logical)
+    generator.check_only = check_only
     try:
         lines = generator.read(parsed, "value", "    ")
     except (Unsupported, RecursionError):
