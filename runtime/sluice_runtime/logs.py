@@ -72,14 +72,23 @@ class RepeatFilter(logging.Filter):
             return False
 
 
+class PlainFormatter(logging.Formatter):
+    """Lines for people (``--plain-logs``); those of one of a pod's several runtime
+    processes say which (``[process 1]``), as the JSON lines' ``process_index`` does."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s%(process_tag)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        index = getattr(record, "process_index", None)
+        record.process_tag = f" [process {index}]" if index is not None else ""
+        return super().format(record)
+
+
 def setup_logging(level: str = "info", json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatFilter())
-    handler.setFormatter(
-        JsonFormatter()
-        if json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json else PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
