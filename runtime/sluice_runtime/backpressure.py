@@ -36,13 +36,15 @@ class ProcessBuffer:
         self.throttled = False
         self._metrics = metrics
         self._set_reading = set_reading
+        # Read when /metrics is scraped, not written on every change: add and remove run
+        # for every hand-over and every batch, and a gauge's every write takes a lock.
+        metrics.buffered.set_function(lambda: self.records)
+        metrics.buffered_bytes.set_function(lambda: self.bytes)
 
     def add(self, records: int, size: int) -> None:
         """Records were read into a lane."""
         self.records += records
         self.bytes += size
-        self._metrics.buffered.inc(records)
-        self._metrics.buffered_bytes.inc(size)
         if not self.throttled and (
             self.records >= self.max_records or self.bytes >= self.max_bytes
         ):
@@ -52,8 +54,6 @@ class ProcessBuffer:
         """Records were delivered, filtered, dead-lettered or dropped on revoke."""
         self.records -= records
         self.bytes -= size
-        self._metrics.buffered.dec(records)
-        self._metrics.buffered_bytes.dec(size)
         if (
             self.throttled
             and self.records <= self.max_records // 2

@@ -199,7 +199,7 @@ class BatchStream:
     async def _deliver(self, batch: Batch, prepared: Request | None) -> None:
         lane = self.lane
         services = lane.services
-        services.metrics.in_flight.inc()
+        services.metrics.batches_in_flight += 1
         try:
             failures = await services.deliverer.deliver(
                 batch.events, lane.ledger.events_delivered, prepared
@@ -207,7 +207,7 @@ class BatchStream:
         except Stopping:
             return  # what was not acknowledged is read again after restart
         finally:
-            services.metrics.in_flight.dec()
+            services.metrics.batches_in_flight -= 1
             services.process_buffer.remove(0, batch.size)
         # A record fails once, however many of its events failed.
         failed: dict[int, tuple[Record, RecordFailure]] = {}

@@ -65,6 +65,8 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("sluice_in_flight_batches", "Batches being delivered.", registry=r)
+        self.batches_in_flight = 0  # what in_flight reports (counted on the event loop)
+        self.in_flight.set_function(lambda: self.batches_in_flight)
         self.buffered = Gauge("sluice_buffered_records", "Records held in memory.", registry=r)
         self.buffered_bytes = Gauge("sluice_buffered_bytes", "Bytes held in memory.", registry=r)
         self.paused = Gauge(
