@@ -120,28 +120,6 @@ JSON_START = _JSON_START  # first bytes of a JSON document, spaces included
 SIMDJSON_MAX = _SIMDJSON_MAX
 
 
-def value_validator() -> Callable[[bytes], bool]:
-    """``is_json`` for the values of a batch, with this thread's parser looked up once, and
-    the same answer as ``value_json`` gives (a value embedded as is, or not)."""
-    parser = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = simdjson.Parser()
-    parse = parser.parse
-
-    def valid(raw: bytes) -> bool:
-        if not raw or raw[0] not in _JSON_START:
-            return False
-        if len(raw) <= _SIMDJSON_MAX:
-            try:
-                parse(raw)  # dropped at once, freeing the parser
-                return True
-            except (ValueError, RuntimeError):
-                pass
-        return is_json(raw)
-
-    return valid
-
-
 def value_json(raw: bytes | None) -> bytes:
     """A record's value (or key) as JSON: as is when it is JSON, else a JSON string (base64
     when it is not UTF-8), as the envelope writes it."""

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, cast
 from urllib.parse import quote
 
 import orjson
@@ -30,7 +31,6 @@ from sluice_runtime.envelope import (
     json_string,
     thread_parse,
     value_json,
-    value_validator,
 )
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.records import Deliverable, JsonText, Record
@@ -243,59 +243,71 @@ def _chunks(items: Sequence[Deliverable]) -> Iterator[tuple[str, int, int, int]]
         start = stop
 
 
-def _envelope_events(items: Sequence[Deliverable], source: str | None) -> bytes:
-    """Pass-through events as CloudEvents of ``source``, or (None) as their data only.
+def _envelope_events(records: Sequence[Record], source: str | None) -> bytes:
+    """Pass-through records as CloudEvents of ``source``, or (None) as their envelopes.
 
-    The loop is written out (no call per record for the value's check, the key or the
-    flags): it runs for every record the runtime delivers."""
-    times = _time_cache
-    flags_of = ENCODING_FLAGS
-    valid = value_validator()
+    Written out per record, with nothing looked up twice (each record's value checked with
+    this thread's parser, its key's parts cached): this runs for every record the runtime
+    delivers in these formats."""
+    if len(set(map(_topic_of, records))) == 1 and len(set(map(_partition_of, records))) == 1:
+        runs: Iterator[Sequence[Record]] = iter((records,))  # a lane's batch: one partition
+    else:
+        runs = _partition_runs(records)
+    parse, starts, limit = thread_parse(), JSON_START, SIMDJSON_MAX
+    times, keys, json_flags, flags_of = _time_cache, _keys, _JSON_VALUE_FLAGS, ENCODING_FLAGS
     chunks: list[bytes] = []
-    for topic, partition, start, stop in _chunks(items):
-        values: list[Any] = []
-        add = values.extend
-        for item in items[start:stop]:
-            record = item.record
-            offset, timestamp, raw, raw_key = (
-                record.offset,
-                record.timestamp,
-                record.value,
-                record.key,
-            )
-            if raw is not None and valid(raw):
-                value, value_encoding = raw, "json"  # embedded as is
-            else:
-                value, value_encoding = encoded_json(raw)
-            key, key_encoding, partition_key = _NO_KEY if raw_key is None else _key_parts(raw_key)
-            headers = encoded_headers(record.headers) if record.headers else b"{}"
-            flags = flags_of[value_encoding, key_encoding]
-            if source is None:
-                add((offset, timestamp, key, headers, value, flags))
-                continue
-            extra = partition_key
-            if record.headers:
-                traceparent = _traceparent(record.headers)
-                if traceparent:
-                    extra += b',"traceparent":' + json_string(traceparent)
-            add(
-                (
-                    offset,
-                    offset,
-                    times.get(timestamp) or _time(timestamp),
-                    offset,
-                    extra,
-                    offset,
-                    timestamp,
-                    key,
-                    headers,
-                    value,
-                    flags,
-                )
-            )
-        template = b",".join([_event_template(topic, partition, source)] * (stop - start))
-        chunks.append(template % tuple(values))
+    for run in runs:
+        first = run[0]
+        template = _event_template(first.topic, first.partition, source)
+        for begin in range(0, len(run), _CHUNK):
+            chunk = run[begin : begin + _CHUNK]
+            values: list[Any] = []
+            add = values.extend
+            for record in chunk:
+                raw, raw_key, offset = record.value, record.key, record.offset
+                key = _NO_KEY if raw_key is None else (keys.get(raw_key) or _key_parts(raw_key))
+                value = None
+                if raw and raw[0] in starts and len(raw) <= limit:
+                    try:
+                        parse(raw)  # one JSON document: embedded as is
+                        value, flags = raw, json_flags[key[1]]
+                    except (ValueError, RuntimeError):
+                        pass  # for value_json to decide (orjson reads integers of any width)
+                if value is None:
+                    value, encoding = encoded_json(raw)
+                    flags = flags_of[encoding, key[1]]
+                headers = record.headers
+                encoded = encoded_headers(headers) if headers else b"{}"
+                if source is None:
+                    add((offset, record.timestamp, key[0], encoded, value, flags))
+                    continue
+                extra = key[2]
+                if headers:
+                    traceparent = _traceparent(headers)
+                    if traceparent:
+                        extra += b',"traceparent":' + json_string(traceparent)
+                timestamp = record.timestamp
+                time = times.get(timestamp) or _time(timestamp)
+                add((offset, offset, time, offset, extra, offset, timestamp, key[0], encoded))
+                add((value, flags))
+            chunks.append(b",".join([template] * len(chunk)) % tuple(values))
     return b"[" + b",".join(chunks) + b"]"
+
+
+def _partition_runs(records: Sequence[Record]) -> Iterator[Sequence[Record]]:
+    """Runs of records of one partition, in order."""
+    start = 0
+    for index in range(1, len(records) + 1):
+        if index == len(records) or (records[index].topic, records[index].partition) != (
+            records[start].topic,
+            records[start].partition,
+        ):
+            yield records[start:index]
+            start = index
+
+
+_topic_of, _partition_of = attrgetter("topic"), attrgetter("partition")
+_JSON_VALUE_FLAGS = {key: ENCODING_FLAGS["json", key] for key in ("json", "text", "base64", "null")}
 
 
 def _attribute_values(item: Deliverable) -> tuple[int, bytes, int, bytes, int, bytes]:
@@ -344,15 +356,20 @@ def _decoded_events(items: Sequence[Deliverable], source: str) -> bytes:
 
 def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Request:
     content_type = {"content-type": CONTENT_TYPES[fmt]}
-    if fmt == "cloudevents-batch":
+    if fmt in ("cloudevents-batch", "json-array"):
+        envelope_source = source if fmt == "cloudevents-batch" else None
+        if set(map(type, items)) == _RECORDS:  # pass-through: each record its own event
+            return Request(
+                _envelope_events(cast(list[Record], items), envelope_source), content_type
+            )
         if all(item.data is ENVELOPE and item.index == 0 for item in items):
-            return Request(_envelope_events(items, source), content_type)
+            records = [item.record for item in items]
+            return Request(_envelope_events(records, envelope_source), content_type)
+    if fmt == "cloudevents-batch":
         if all(type(item.data) is JsonText for item in items):
             return Request(_text_events(items, source), content_type)
         return Request(_decoded_events(items, source), content_type)
     if fmt == "json-array":
-        if all(item.data is ENVELOPE for item in items):
-            return Request(_envelope_events(items, None), content_type)
         if all(type(item.data) is JsonText for item in items):
             return Request(b"[" + b",".join([i.data.text for i in items]) + b"]", content_type)
         return Request(exact_dumps([_data(item) for item in items]), content_type)
@@ -373,6 +390,9 @@ def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Reques
     else:
         body = data.text if type(data) is JsonText else exact_dumps(data)
     return Request(body, headers)
+
+
+_RECORDS = {Record}
 
 
 def _values(items: Sequence[Deliverable]) -> bytes:

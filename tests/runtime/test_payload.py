@@ -153,6 +153,11 @@ def test_the_fast_path_writes_what_the_dict_path_writes(
         assert exactjson.loads(fast.body) == expected
         assert exactjson.loads(slow.body) == expected
         assert fast.headers == slow.headers
+    if index == 0:  # a pass-through record is its own event, as the lane sends it
+        for fmt in ("cloudevents-batch", "json-array", "cloudevents-binary"):
+            alone = build_request([record], fmt, '/s"\\x')
+            expected = exactjson.loads(reference([Event(record, envelope)], fmt, '/s"\\x'))
+            assert exactjson.loads(alone.body) == expected
     values = build_request([Event(record, ENVELOPE, index)], "json-values", '/s"\\x')
     assert exactjson.loads(values.body) == [envelope["value"]]
     # A UDF's answer arrives as JSON text (JsonText) and is written as it is.
@@ -188,6 +193,14 @@ def test_a_long_pass_through_batch_matches_the_dict_path(topic: str, fmt: str) -
     assert orjson.loads(fast.body) == orjson.loads(reference(decoded, fmt, SOURCE))
     assert orjson.loads(slow.body) == orjson.loads(reference(decoded, fmt, SOURCE))
     assert len(orjson.loads(fast.body)) == 150
+    # Records as the lane sends them (each its own event): of three partitions, and of one.
+    bare = build_request(records, fmt, SOURCE)
+    assert orjson.loads(bare.body) == orjson.loads(reference(decoded, fmt, SOURCE))
+    one = [r for r in records if r.partition == 1]
+    assert len(one) == 70
+    alone = build_request(one, fmt, SOURCE)
+    expected = reference([Event(r, build_envelope(r)) for r in one], fmt, SOURCE)
+    assert orjson.loads(alone.body) == orjson.loads(expected)
 
 
 @pytest.mark.parametrize("topic", ["views", "@P%d@T", 'q"\\u'])
