@@ -71,6 +71,19 @@ def connector(kube: Kube, ns: str, name: str) -> dict[str, Any]:
     return found
 
 
+def commit_the_ends(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """Commit, as ``group``, the end of each of ``topic``'s partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        ends = [
+            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
+            for p in range(partitions)
+        ]
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def wait_replicas(kube: Kube, ns: str, name: str, replicas: int, timeout: float = 30) -> None:
     def probe() -> bool:
         deployment = owned(kube, ns, name, "Deployment")
@@ -564,16 +577,7 @@ def test_lag_scaling_wakes_on_lag_and_sleeps_when_caught_up(
     eventually(lambda: connector(kube, ns, "lag")["status"].get("lag") == 25, 10, "lag 25")
 
     # The consumers caught up: the group committed the end of every partition.
-    group = f"{ns}.lag"
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
-    try:
-        ends = [
-            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
-            for p in range(4)
-        ]
-        consumer.commit(offsets=ends, asynchronous=False)
-    finally:
-        consumer.close()
+    commit_the_ends(kafka_bootstrap, f"{ns}.lag", topic, 4)
     wait_replicas(kube, ns, "lag", 0)
     eventually(lambda: connector(kube, ns, "lag")["status"].get("lag") == 0, 10, "lag 0")
 
@@ -606,16 +610,7 @@ def test_a_group_reading_from_latest_keeps_a_replica_until_it_has_started(
     assert deployment["spec"]["replicas"] == 1
 
     # Its member commits where it starts (the runtime does, within seconds of joining).
-    group = f"{ns}.fresh"
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
-    try:
-        ends = [
-            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
-            for p in range(2)
-        ]
-        consumer.commit(offsets=ends, asynchronous=False)
-    finally:
-        consumer.close()
+    commit_the_ends(kafka_bootstrap, f"{ns}.fresh", topic, 2)
     wait_replicas(kube, ns, "fresh", 0)
     wait_condition(kube, ns, "fresh", "Ready", "True", "ScaledToZero")
 
