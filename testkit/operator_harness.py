@@ -62,6 +62,9 @@ def install_crd(kube: Kube, timeout: float = 30) -> None:
     eventually(established, timeout, "the Connector CRD to be established")
 
 
+OPERATOR_THREAD_STACK = 256 * 2**20  # bytes of address space; only what is used is memory
+
+
 class OperatorThread:
     """The operator, run in a thread of the test process and stopped with a flag."""
 
@@ -95,7 +98,17 @@ class OperatorThread:
             self.error = error
 
     def start(self, timeout: float = 30) -> OperatorThread:
-        self._thread.start()
+        # The operator raises the recursion limit so that kopf decodes the deepest objects
+        # the API server accepts (runner.RECURSION_LIMIT). In a pod kopf runs on the main
+        # thread, whose stack grows to the container's limit; a thread's stack is fixed
+        # when it starts, so this one gets room for any recursion to end in RecursionError
+        # rather than take the whole test process down. (A suite run once died of SIGSEGV
+        # in test_hostile_connectors, not seen again in eight runs of it.)
+        previous = threading.stack_size(OPERATOR_THREAD_STACK)
+        try:
+            self._thread.start()
+        finally:
+            threading.stack_size(previous)
         if not self._ready.wait(timeout):
             raise AssertionError("the operator did not start")
         return self
