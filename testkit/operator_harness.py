@@ -19,7 +19,7 @@ from sluice_operator.crd import CRD_FILE, CRD_NAME
 from sluice_operator.kube import Kube, KubeError, resource_path
 from sluice_operator.pod_health import Resolver, dns_resolver
 from sluice_operator.reconcile import connector_path
-from sluice_operator.runner import run_operator
+from sluice_operator.runner import THREAD_STACK, run_operator
 from sluice_operator.settings import OperatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +62,6 @@ def install_crd(kube: Kube, timeout: float = 30) -> None:
     eventually(established, timeout, "the Connector CRD to be established")
 
 
-OPERATOR_THREAD_STACK = 256 * 2**20  # bytes of address space; only what is used is memory
-
-
 class OperatorThread:
     """The operator, run in a thread of the test process and stopped with a flag."""
 
@@ -98,13 +95,10 @@ class OperatorThread:
             self.error = error
 
     def start(self, timeout: float = 30) -> OperatorThread:
-        # The operator raises the recursion limit so that kopf decodes the deepest objects
-        # the API server accepts (runner.RECURSION_LIMIT). In a pod kopf runs on the main
-        # thread, whose stack grows to the container's limit; a thread's stack is fixed
-        # when it starts, so this one gets room for any recursion to end in RecursionError
-        # rather than take the whole test process down. (A suite run once died of SIGSEGV
-        # in test_hostile_connectors, not seen again in eight runs of it.)
-        previous = threading.stack_size(OPERATOR_THREAD_STACK)
+        # In a pod kopf runs on the main thread, whose stack grows to the container's
+        # limit; here it runs in a thread, whose stack is fixed when it starts: as large as
+        # the threads the operator starts itself (runner.THREAD_STACK).
+        previous = threading.stack_size(THREAD_STACK)
         try:
             self._thread.start()
         finally:

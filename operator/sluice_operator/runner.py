@@ -33,8 +33,16 @@ object") failed kopf's list of Connectors, which stopped the operator for every
 Connector. Kopf then deep-copies each object (two frames a level) and diffs it; 50,000
 covers all of it for the deepest object the API server holds (tested with 9,990 levels),
 and the spec check refuses such a pattern without recursing (its depth is bounded first).
-Pure-Python frames live on the heap; the C stack is used only by json's decoder and
-encoder, about 200 bytes a level: 2 MiB at most, of the 8 MiB threads get."""
+Pure-Python frames live on the heap; the C stack is used by json's decoder and encoder,
+about 200 bytes a level: 2 MiB at most, of the 8 MiB threads get by default. But a limit
+this high also lets any recursion that passes through C (a repr, a comparison, a generator
+chain) run far past what 8 MiB holds, and a thread whose stack overflows takes the whole
+process down without a word: see THREAD_STACK."""
+
+THREAD_STACK = 256 * 2**20
+"""Bytes of stack for the threads the operator starts (its reconcile workers among them),
+so that a recursion that reaches RECURSION_LIMIT ends in RecursionError, not in SIGSEGV.
+Address space, not memory: only the pages a thread touches are used."""
 
 
 def _responsive(loop: asyncio.AbstractEventLoop) -> bool:
@@ -67,6 +75,7 @@ def run_operator(
     if bool(namespaces) == clusterwide:
         raise ValueError("watch either some namespaces or all of them (clusterwide)")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    threading.stack_size(max(threading.stack_size(), THREAD_STACK))
     context = context or OperatorContext.create(config, kubeconfig)
     # A Runner, like asyncio.run, cancels and awaits what is left at the end (kopf's
     # connections included), and gives the liveness check the loop to probe.
