@@ -16,6 +16,7 @@ after an error, so the next attempt bootstraps afresh.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -185,6 +186,21 @@ class KafkaFacts:
         return sum(self.partitions.values())
 
 
+def _let_go(clients: list[AdminClient]) -> None:
+    """Drop clients the reader no longer keeps, here and now.
+
+    Each serves the log events librdkafka queued for our logger first. Then the cycle
+    collector runs on this thread. A client still held by a reference cycle (a traceback's
+    frame, say) would otherwise be freed whenever the collector next runs, possibly inside
+    a callback on librdkafka's own background thread (an admin request's result). A client
+    destroyed from its own thread takes the process down (confluent-kafka-python #1761;
+    their tests turn the collector off around such calls)."""
+    for client in clients:
+        client.poll(0)
+    clients.clear()
+    gc.collect()
+
+
 def _classify(error: KafkaError, what: str) -> KafkaFactsError:
     code = error.code()
     if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -228,22 +244,21 @@ class KafkaFactsReader:
                     }
                 )
                 self._clients[key] = client
-        for old in evicted:
-            old.poll(0)  # its last log events; dropping it closes its connections
+        if evicted:
+            _let_go(evicted)
         return key, client
 
     def _forget(self, key: Any) -> None:
         with self._lock:
             client = self._clients.pop(key, None)
         if client is not None:
-            client.poll(0)
+            _let_go([client])
 
     def close(self) -> None:
         with self._lock:
             clients = list(self._clients.values())
             self._clients.clear()
-        for client in clients:
-            client.poll(0)  # serves the log events librdkafka queued for our logger
+        _let_go(clients)
 
     def _wait(self, future: Future[Any], what: str) -> Any:
         try:
