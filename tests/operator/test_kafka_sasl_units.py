@@ -17,8 +17,8 @@ from sluice_operator.kafka_sasl import (
     sasl_credentials,
     saslname,
 )
-from sluice_operator.share_group_offsets import (
-    ShareOffsetsUnavailable,
+from sluice_operator.kafka_wire import (
+    GroupOffsetsUnavailable,
     parse_sasl_authenticate,
     parse_sasl_handshake,
     request_header,
@@ -144,7 +144,7 @@ def test_sasl_answers() -> None:
     parse_sasl_handshake(int16(0) + int32(1) + int16(5) + b"PLAIN", "PLAIN")
     offered = int16(33) + int32(2) + int16(5) + b"PLAIN" + int16(13) + b"SCRAM-SHA-256"
     with pytest.raises(
-        ShareOffsetsUnavailable,
+        GroupOffsetsUnavailable,
         match=r"UNSUPPORTED_SASL_MECHANISM \(the broker offers PLAIN, SCRAM-SHA-256\)",
     ):
         parse_sasl_handshake(offered, "SCRAM-SHA-512")
@@ -156,7 +156,7 @@ def test_sasl_answers() -> None:
     assert parse_sasl_authenticate(answer_v2, 2, "op") == b"r=x"
     refused = int16(58) + b"\x07denied" + b"\x01" + (0).to_bytes(8, "big") + b"\x00"
     with pytest.raises(
-        ShareOffsetsUnavailable,
+        GroupOffsetsUnavailable,
         match=r"as op failed: SASL_AUTHENTICATION_FAILED \(denied\)",
     ):
         parse_sasl_authenticate(refused, 2, "op")
@@ -165,13 +165,13 @@ def test_sasl_answers() -> None:
 def test_a_password_a_peer_echoes_is_taken_out_of_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sluice_operator import share_group_offsets
+    from sluice_operator import kafka_wire, share_group_offsets
 
     def echoing(*_: object) -> None:
-        raise ShareOffsetsUnavailable("no bootstrap server answered (b:1: bad password s3cret)")
+        raise GroupOffsetsUnavailable("no bootstrap server answered (b:1: bad password s3cret)")
 
-    monkeypatch.setattr(share_group_offsets, "_read", echoing)
+    monkeypatch.setattr(kafka_wire, "_ask", echoing)
     settings = {"security.protocol": "SASL_PLAINTEXT", "sasl.password": "s3cret"}
-    with pytest.raises(ShareOffsetsUnavailable) as caught:
+    with pytest.raises(GroupOffsetsUnavailable) as caught:
         share_group_offsets.describe_share_group_offsets(["b:1"], settings, "g", {}, 1.0)
     assert str(caught.value) == "no bootstrap server answered (b:1: bad password <password>)"

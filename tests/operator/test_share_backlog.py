@@ -3,10 +3,8 @@ its share group has not finished (accepted, rejected, archived), in flight ones 
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +15,11 @@ from confluent_kafka import AcknowledgeType, Message, ShareConsumer
 
 from sluice_operator import share_group_offsets
 from sluice_operator.kafka_facts import KafkaFactsReader, KafkaIdentities, KafkaIdentity
+from sluice_operator.kafka_wire import GroupOffsetsUnavailable
 from sluice_operator.queue_scaling import share_backlog
-from sluice_operator.share_group_offsets import (
-    ShareOffsetsUnavailable,
-    describe_share_group_offsets,
-)
+from sluice_operator.share_group_offsets import describe_share_group_offsets
 from sluice_runtime.config import Connector, load_connector
+from tests.broker_front import BrokerFront
 from tests.runtime.test_queue_mode import set_group_config
 from tests.support import produce
 
@@ -223,16 +220,16 @@ def test_what_cannot_be_read_is_unknown_not_a_crash(
     topic = make_topic(prefix="backlog")
     group = f"unread-{topic}"
     # librdkafka's default mechanism, GSSAPI (Kerberos), is not spoken here.
-    with pytest.raises(ShareOffsetsUnavailable, match=r"sasl\.mechanism GSSAPI is not spoken"):
+    with pytest.raises(GroupOffsetsUnavailable, match=r"sasl\.mechanism GSSAPI is not spoken"):
         describe_share_group_offsets(
             [kafka_bootstrap], {"security.protocol": "SASL_SSL"}, group, {topic: 1}, 2.0
         )
     # TLS towards a plaintext listener: the handshake fails, the reader says so.
-    with pytest.raises(ShareOffsetsUnavailable, match=r"no bootstrap server answered.*SSL"):
+    with pytest.raises(GroupOffsetsUnavailable, match=r"no bootstrap server answered.*SSL"):
         describe_share_group_offsets(
             [kafka_bootstrap], {"security.protocol": "SSL"}, group, {topic: 1}, 2.0
         )
-    with pytest.raises(ShareOffsetsUnavailable, match="no bootstrap server answered"):
+    with pytest.raises(GroupOffsetsUnavailable, match="no bootstrap server answered"):
         describe_share_group_offsets(["127.0.0.1:1"], {}, group, {topic: 1}, 2.0)
 
     # In the operator's reader (the hook read() calls in queue mode), with a SASL identity
@@ -262,82 +259,6 @@ def self_signed(directory: Path, name: str) -> tuple[str, str]:
     return cert.read_text(), key.read_text()
 
 
-class TlsFront:
-    """A TLS listener before the real broker that wants a client certificate, forwarding
-    each request and its answer as they are, except FindCoordinator's answer: its
-    coordinator (the broker's plaintext listener) becomes this listener, so the whole read
-    goes over TLS, on a second connection."""
-
-    def __init__(self, broker: str, server: ssl.SSLContext) -> None:
-        self.broker = broker.rsplit(":", 1)
-        self.tls = server
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self.clients: list[str] = []  # the CN of each client certificate
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
-        try:
-            client = self.tls.wrap_socket(raw, server_side=True)
-        except (ssl.SSLError, OSError):  # the client refused our certificate
-            raw.close()
-            return
-        with client:
-            subject = (client.getpeercert() or {}).get("subject", ())
-            assert isinstance(subject, tuple)
-            for name in subject:
-                self.clients += [str(pair[1]) for pair in name if pair[0] == "commonName"]
-            with socket.create_connection((self.broker[0], int(self.broker[1]))) as broker:
-                while request := self._frame(client):
-                    api_key = int.from_bytes(request[4:6], "big")
-                    broker.sendall(request)
-                    answer = self._frame(broker)
-                    if api_key == share_group_offsets.FIND_COORDINATOR:
-                        answer = self._to_me(answer)
-                    client.sendall(answer)
-
-    @staticmethod
-    def _frame(peer: socket.socket) -> bytes:
-        data = b""
-        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-            chunk = peer.recv(65536)
-            if not chunk:
-                return b""
-            data += chunk
-        return data
-
-    def _to_me(self, frame: bytes) -> bytes:
-        """FindCoordinator's answer (version 4+) with this listener as the coordinator."""
-        body = share_group_offsets.Reader(frame[4:])
-        correlation = body.int32()
-        body.skip_tagged_fields()
-        out = share_group_offsets.Writer().int32(correlation).no_tagged_fields()
-        out.int32(body.int32())  # throttle
-        count = body.compact_array_length()
-        out.compact_array_length(count)
-        for _ in range(count):
-            out.compact_string(body.compact_string())
-            out.int32(body.int32())
-            body.compact_string(), body.int32()
-            out.compact_string("127.0.0.1").int32(self.port)
-            out.int16(body.int16()).compact_string(body.compact_string())
-            body.skip_tagged_fields()
-            out.no_tagged_fields()
-        message = out.no_tagged_fields().bytes()
-        return len(message).to_bytes(4, "big") + message
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_tls_with_a_client_certificate(
     kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -346,7 +267,7 @@ def test_tls_with_a_client_certificate(
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=client_cert)
     server.load_cert_chain(tmp_path / "broker.crt", tmp_path / "broker.key")
     server.verify_mode = ssl.CERT_REQUIRED
-    front = TlsFront(kafka_bootstrap, server)
+    front = BrokerFront(kafka_bootstrap, server)
     topic = make_topic(prefix="backlog")
     group = f"tls-{topic}"
     set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})
@@ -370,7 +291,7 @@ def test_tls_with_a_client_certificate(
         # Both connections (bootstrap, then coordinator) showed the operator's certificate.
         assert front.clients == ["operator", "operator"]
         # A broker certificate the CA does not vouch for: refused, reported.
-        with pytest.raises(ShareOffsetsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(GroupOffsetsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             describe_share_group_offsets(
                 [f"localhost:{front.port}"], {**tls, "ssl.ca.pem": client_cert}, group, {}, 5.0
             )

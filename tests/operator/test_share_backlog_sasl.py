@@ -16,16 +16,13 @@ from typing import Any
 import pytest
 from confluent_kafka import AcknowledgeType, Message, ShareConsumer
 
-from sluice_operator import share_group_offsets
+from sluice_operator import kafka_wire, share_group_offsets
 from sluice_operator.kafka_facts import KafkaFactsReader, KafkaIdentities, KafkaIdentity
-from sluice_operator.share_group_offsets import (
-    BrokerConnection,
-    ShareOffsetsUnavailable,
-    describe_share_group_offsets,
-)
+from sluice_operator.kafka_wire import BrokerConnection, GroupOffsetsUnavailable
+from sluice_operator.share_group_offsets import describe_share_group_offsets
+from tests.broker_front import BrokerFront
 from tests.operator.test_share_backlog import (
     PLAIN,
-    TlsFront,
     backlog,
     queue_connector,
     reader,  # noqa: F401  (the fixture)
@@ -130,7 +127,7 @@ def test_a_wrong_password_is_an_unknown_backlog_and_never_shown(
     group = f"wrong-{topic}"
     wrong = f"wrong-{uuid.uuid4().hex}"
     settings = kafka_sasl.settings(mechanism, password=wrong)
-    with pytest.raises(ShareOffsetsUnavailable, match="SASL_AUTHENTICATION_FAILED") as caught:
+    with pytest.raises(GroupOffsetsUnavailable, match="SASL_AUTHENTICATION_FAILED") as caught:
         describe_share_group_offsets([kafka_sasl.bootstrap], settings, group, {topic: 1}, 5.0)
     reason = str(caught.value)
     assert settings["sasl.username"] in reason  # who, so that an operator can fix it
@@ -158,14 +155,14 @@ def test_every_version_of_sasl_authenticate(
     """Brokers older than Kafka 2.2 have no version 1, older than 2.7 no version 2 (the
     flexible one, which today's brokers are asked for): each is spoken."""
     topic = make_topic(prefix="sasl")
-    monkeypatch.setattr(share_group_offsets, "SASL_AUTHENTICATE_VERSIONS", (version, version))
+    monkeypatch.setattr(kafka_wire, "SASL_AUTHENTICATE_VERSIONS", (version, version))
     for mechanism in ("PLAIN", "SCRAM-SHA-256"):
         offsets = describe_share_group_offsets(
             [kafka_sasl.bootstrap], kafka_sasl.settings(mechanism), f"v-{topic}", {topic: 1}, 5.0
         )
         started = offsets.get((topic, 0))  # nobody has: missing, or not initialised
         assert started is None or started.start_offset == share_group_offsets.UNINITIALIZED
-        with pytest.raises(ShareOffsetsUnavailable, match="SASL_AUTHENTICATION_FAILED"):
+        with pytest.raises(GroupOffsetsUnavailable, match="SASL_AUTHENTICATION_FAILED"):
             describe_share_group_offsets(
                 [kafka_sasl.bootstrap],
                 kafka_sasl.settings(mechanism, password="wrong"),
@@ -186,7 +183,7 @@ def test_sasl_ssl_with_scram(
     broker_cert, _ = self_signed(tmp_path, "broker")
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(tmp_path / "broker.crt", tmp_path / "broker.key")
-    front = TlsFront(kafka_sasl.bootstrap, server)
+    front = BrokerFront(kafka_sasl.bootstrap, server)
     topic = make_topic(prefix="sasl")
     group = f"sasl-ssl-{topic}"
     set_group_config(kafka_bootstrap, group, **{"share.auto.offset.reset": "earliest"})

@@ -1,6 +1,6 @@
-"""The encodings of share_group_offsets.py against bytes written out by hand from Kafka's
-message definitions, the backlog arithmetic, and the drain-time rule fed a share group's
-backlog. The same code against the real broker: test_share_backlog.py and
+"""The encodings of kafka_wire.py and share_group_offsets.py against bytes written out by
+hand from Kafka's message definitions, the backlog arithmetic, and the drain-time rule fed
+a share group's backlog. The same code against the real broker: test_share_backlog.py and
 test_operator_queue_backlog.py."""
 
 from __future__ import annotations
@@ -9,21 +9,24 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sluice_operator.queue_scaling import share_backlog
-from sluice_operator.scaling import DrainSignals, decide_replicas
-from sluice_operator.share_group_offsets import (
+from sluice_operator.kafka_wire import (
     Coordinator,
+    CoordinatorMoved,
+    GroupOffsetsUnavailable,
     ProtocolError,
-    ShareOffsetsUnavailable,
-    SharePartitionOffsets,
     Writer,
-    describe_request,
     find_coordinator_request,
     parse_api_versions,
-    parse_describe,
     parse_find_coordinator,
     request_header,
     transport,
+)
+from sluice_operator.queue_scaling import share_backlog
+from sluice_operator.scaling import DrainSignals, decide_replicas
+from sluice_operator.share_group_offsets import (
+    SharePartitionOffsets,
+    describe_request,
+    parse_describe,
 )
 from sluice_runtime.config import ConnectorSpec
 
@@ -55,7 +58,7 @@ def test_varints_and_compact_lengths() -> None:
 
 
 def test_find_coordinator_asks_for_one_group_key() -> None:
-    assert find_coordinator_request("g1") == b"\x00" + b"\x02" + b"\x03g1" + b"\x00"
+    assert find_coordinator_request("g1", 4) == b"\x00" + b"\x02" + b"\x03g1" + b"\x00"
 
 
 def test_describe_asks_for_every_partition_of_every_topic() -> None:
@@ -107,9 +110,9 @@ def test_describe_answer_version_0_has_no_lag() -> None:
 def test_describe_errors() -> None:
     # A group the broker does not know has started nowhere.
     assert parse_describe(describe_answer([], group_error=69), 1, "g") == {}
-    with pytest.raises(ShareOffsetsUnavailable, match="GROUP_AUTHORIZATION_FAILED"):
+    with pytest.raises(GroupOffsetsUnavailable, match="GROUP_AUTHORIZATION_FAILED"):
         parse_describe(describe_answer([], group_error=30), 1, "g")
-    with pytest.raises(ShareOffsetsUnavailable, match=r"t\[0\]: TOPIC_AUTHORIZATION_FAILED"):
+    with pytest.raises(GroupOffsetsUnavailable, match=r"t\[0\]: TOPIC_AUTHORIZATION_FAILED"):
         parse_describe(describe_answer([partition(0, 0, 0, error=29)]), 1, "g")
     with pytest.raises(ProtocolError, match="ends early"):
         parse_describe(describe_answer([partition(0, 5, 2)])[:-9], 1, "g")
@@ -131,9 +134,22 @@ def coordinator_answer(error: int = 0) -> bytes:
 
 
 def test_find_coordinator_answer() -> None:
-    assert parse_find_coordinator(coordinator_answer(), "g") == Coordinator(1, "kafka-0.k", 9092)
-    with pytest.raises(ShareOffsetsUnavailable, match="COORDINATOR_NOT_AVAILABLE"):
-        parse_find_coordinator(coordinator_answer(error=15), "g")
+    assert parse_find_coordinator(coordinator_answer(), "g", 4) == Coordinator(1, "kafka-0.k", 9092)
+    # Not elected yet (a new cluster): asked again, not given up.
+    with pytest.raises(CoordinatorMoved, match="COORDINATOR_NOT_AVAILABLE"):
+        parse_find_coordinator(coordinator_answer(error=15), "g", 4)
+    with pytest.raises(GroupOffsetsUnavailable, match="GROUP_AUTHORIZATION_FAILED") as caught:
+        parse_find_coordinator(coordinator_answer(error=30), "g", 4)
+    assert not isinstance(caught.value, CoordinatorMoved)
+
+
+def test_find_coordinator_version_3_answer() -> None:
+    # Version 3 (Kafka 2.4-2.8): one key, no key in the answer.
+    answer = int32(0) + int16(0) + b"\x00" + int32(2) + b"\x04k-2" + int32(9093) + b"\x00"
+    assert parse_find_coordinator(answer, "g", 3) == Coordinator(2, "k-2", 9093)
+    loading = int32(0) + int16(14) + b"\x00" + int32(-1) + b"\x01" + int32(-1) + b"\x00"
+    with pytest.raises(CoordinatorMoved, match="COORDINATOR_LOAD_IN_PROGRESS"):
+        parse_find_coordinator(loading, "g", 3)
 
 
 def test_api_versions_answer() -> None:
@@ -152,7 +168,7 @@ def test_api_versions_answer() -> None:
         + b"\x00"
     )
     assert parse_api_versions(answer) == {18: (0, 4), 90: (0, 1)}
-    with pytest.raises(ShareOffsetsUnavailable, match="UNSUPPORTED_VERSION"):
+    with pytest.raises(GroupOffsetsUnavailable, match="UNSUPPORTED_VERSION"):
         parse_api_versions(int16(35) + b"\x01" + int32(0) + b"\x00")
 
 
@@ -163,9 +179,9 @@ def test_transport_is_tls_for_ssl_and_sasl_ssl_only() -> None:
     assert transport({"security.protocol": "SSL"}) is not None  # the system's CAs
     assert transport({"security.protocol": "SASL_SSL"}) is not None
     for protocol in ("SSL", "SASL_SSL"):
-        with pytest.raises(ShareOffsetsUnavailable, match="TLS settings do not load"):
+        with pytest.raises(GroupOffsetsUnavailable, match="TLS settings do not load"):
             transport({"security.protocol": protocol, "ssl.ca.pem": "not a certificate"})
-    with pytest.raises(ShareOffsetsUnavailable, match="speaks PLAINTEXT, SSL, SASL_PLAINTEXT"):
+    with pytest.raises(GroupOffsetsUnavailable, match="speaks PLAINTEXT, SSL, SASL_PLAINTEXT"):
         transport({"security.protocol": "KERBEROS_OVER_CARRIER_PIGEON"})
 
 
