@@ -1,7 +1,7 @@
 """What the operator needs to know from Kafka about one Connector: the partition counts of
-its topics, the consumer group's lag (in queue mode the share group's backlog, asked over
-Kafka's protocol by ``share_group_offsets.py``), and that its dead-letter topic exists
-(created when missing).
+its topics, the consumer group's lag (its committed offsets asked over Kafka's protocol by
+``consumer_group_offsets.py``; in queue mode the share group's backlog, by
+``share_group_offsets.py``), and that its dead-letter topic exists (created when missing).
 
 Who the operator is on Kafka (:func:`kafka_identities`): the bootstrap servers are the
 Connector author's choice, so the operator sends them the *Connector's* own credentials
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -40,12 +39,11 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from sluice_operator.conditions import Reason
+from sluice_operator.consumer_group_offsets import committed_offsets
+from sluice_operator.kafka_wire import GroupOffsetsUnavailable
 from sluice_operator.queue_scaling import share_backlog
 from sluice_operator.settings import OperatorConfig
-from sluice_operator.share_group_offsets import (
-    ShareOffsetsUnavailable,
-    describe_share_group_offsets,
-)
+from sluice_operator.share_group_offsets import describe_share_group_offsets
 from sluice_runtime.config import Connector, KafkaAuth
 from sluice_runtime.contract import KAFKA_AUTH_ENV, KAFKA_AUTH_SECRET_KEYS
 
@@ -284,7 +282,7 @@ class KafkaFactsReader:
         if kafka.consumption == "queue":
             backlog = self._share_backlog(client, connector, partitions, identities.source)
         else:
-            backlog = self._lag(client, connector, partitions)
+            backlog = self._lag(client, connector, partitions, identities.source)
         created, dlq_error = self._ensure_dead_letter(connector, identities.dead_letter)
         client.poll(0)  # serves queued log events to our logger
         if backlog is None:
@@ -304,29 +302,34 @@ class KafkaFactsReader:
         return counts
 
     def _lag(
-        self, client: AdminClient, connector: Connector, partitions: dict[str, int]
+        self,
+        client: AdminClient,
+        connector: Connector,
+        partitions: dict[str, int],
+        identity: KafkaIdentity,
     ) -> Backlog | None:
         """Records the group has yet to commit, per topic, and whether it is unstarted
         (``KafkaFacts.unstarted``). Records that retention deleted before the group got to
         them are not lag: the group can never read them, so a committed offset below a
-        partition's low watermark counts from the watermark."""
+        partition's low watermark counts from the watermark. The committed offsets come
+        over Kafka's protocol (``consumer_group_offsets``), with the same identity as the
+        admin client."""
+        kafka = connector.spec.source.kafka
         group = connector.consumer_group
         tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         try:
-            request = [ConsumerGroupTopicPartitions(group, tps)]
-            answer = self._wait(
-                client.list_consumer_group_offsets(request, request_timeout=self.timeout)[group],
-                f"offsets of group {group}",
+            committed = committed_offsets(
+                kafka.bootstrap_servers, identity.settings, group, partitions, self.timeout
             )
-            committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
             latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
             earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        except KafkaFactsError as error:
-            log.warning("Failed to read the lag of group %s: %s", group, error.message)
+        except (GroupOffsetsUnavailable, KafkaFactsError) as error:
+            problem = str(error) if isinstance(error, GroupOffsetsUnavailable) else error.message
+            log.warning("Failed to read the lag of group %s: %s", group, problem)
             return None
         # A new group reads from the start only with initialOffset earliest; with latest
         # it has nothing to catch up on.
-        from_start = connector.spec.source.kafka.initial_offset == "earliest"
+        from_start = kafka.initial_offset == "earliest"
         by_topic = dict.fromkeys(partitions, 0)
         unstarted = False
         for tp in tps:
@@ -360,8 +363,8 @@ class KafkaFactsReader:
             )
             latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
             earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        except (ShareOffsetsUnavailable, KafkaFactsError) as error:
-            problem = str(error) if isinstance(error, ShareOffsetsUnavailable) else error.message
+        except (GroupOffsetsUnavailable, KafkaFactsError) as error:
+            problem = str(error) if isinstance(error, GroupOffsetsUnavailable) else error.message
             if self._backlog_problems.get(group) != problem:
                 if len(self._backlog_problems) >= 4 * self.max_clients:
                     self._backlog_problems.clear()  # groups of deleted Connectors, say
