@@ -24,20 +24,9 @@ from sluice_operator.kafka_facts import KafkaFactsReader, KafkaIdentities, Kafka
 from sluice_operator.kafka_wire import CoordinatorMoved, GroupOffsetsUnavailable, ProtocolError
 from sluice_runtime.config import load_connector
 from tests.broker_front import BrokerFront
+from tests.operator.test_share_backlog_units import int16, int32, int64
 from tests.sasl_broker import SaslListener
 from tests.support import committed, make_producer, produce
-
-
-def int16(value: int) -> bytes:
-    return value.to_bytes(2, "big", signed=True)
-
-
-def int32(value: int) -> bytes:
-    return value.to_bytes(4, "big", signed=True)
-
-
-def int64(value: int) -> bytes:
-    return value.to_bytes(8, "big", signed=True)
 
 
 def test_offset_fetch_asks_for_every_partition_of_every_topic() -> None:
