@@ -1,6 +1,6 @@
 """The client side of the SASL mechanisms a Connector may name (``PLAIN``, ``SCRAM-SHA-256``,
 ``SCRAM-SHA-512``), as messages only: the Kafka requests that carry them are
-``share_group_offsets``' business.
+``kafka_wire``'s business.
 
 SCRAM follows RFC 5802 (with RFC 7677 for SHA-256), as Kafka's broker speaks it: no channel
 binding (gs2 header ``n,,``), no authorization identity, no extensions. The password is used
