@@ -20,11 +20,11 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from confluent_kafka import (
     KafkaError,
@@ -48,6 +48,8 @@ from sluice_runtime.config import Connector, KafkaAuth
 from sluice_runtime.contract import KAFKA_AUTH_ENV, KAFKA_AUTH_SECRET_KEYS
 
 log = logging.getLogger("sluice.operator.kafka")
+
+T = TypeVar("T")
 
 _UNREACHABLE = {
     KafkaError._TRANSPORT,
@@ -218,9 +220,8 @@ class KafkaFactsReader:
         self.max_clients = max_clients
         self._clients: OrderedDict[tuple[Any, ...], AdminClient] = OrderedDict()
         self._lock = threading.Lock()
-        # Why a share group's backlog was last unreadable, per group: warned once per
-        # reason, not every round (a SASL cluster would repeat it forever).
-        self._backlog_problems: dict[str, str] = {}
+        # Why a group's lag or backlog was last unreadable, per read (``_positions``).
+        self._read_problems: dict[str, str] = {}
 
     def _client(self, servers: Iterable[str], identity: KafkaIdentity) -> tuple[Any, AdminClient]:
         settings = {"bootstrap.servers": ",".join(sorted(servers)), **identity.settings}
@@ -316,31 +317,29 @@ class KafkaFactsReader:
         admin client."""
         kafka = connector.spec.source.kafka
         group = connector.consumer_group
-        tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
-        try:
-            committed = committed_offsets(
+        read = self._positions(
+            client,
+            partitions,
+            f"the lag of group {group}",
+            lambda: committed_offsets(
                 kafka.bootstrap_servers, identity.settings, group, partitions, self.timeout
-            )
-            latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-            earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        except (GroupOffsetsUnavailable, KafkaFactsError) as error:
-            problem = str(error) if isinstance(error, GroupOffsetsUnavailable) else error.message
-            log.warning("Failed to read the lag of group %s: %s", group, problem)
+            ),
+        )
+        if read is None:
             return None
+        committed, latest, earliest = read
         # A new group reads from the start only with initialOffset earliest; with latest
         # it has nothing to catch up on.
         from_start = kafka.initial_offset == "earliest"
         by_topic = dict.fromkeys(partitions, 0)
         unstarted = False
-        for tp in tps:
-            where = (tp.topic, tp.partition)
-            end = latest[where]
+        for where, end in latest.items():
             low = earliest.get(where, 0)
             start = committed.get(where, -1)
             if start < 0:
                 unstarted = unstarted or not from_start
                 start = low if from_start else end
-            by_topic[tp.topic] += max(end - max(start, low), 0)
+            by_topic[where[0]] += max(end - max(start, low), 0)
         return Backlog(by_topic, unstarted)
 
     def _share_backlog(
@@ -356,29 +355,50 @@ class KafkaFactsReader:
         with the same identity as the admin client."""
         kafka = connector.spec.source.kafka
         group = connector.share_group
-        tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
-        try:
-            offsets = describe_share_group_offsets(
+        read = self._positions(
+            client,
+            partitions,
+            f"the backlog of share group {group}",
+            lambda: describe_share_group_offsets(
                 kafka.bootstrap_servers, identity.settings, group, partitions, self.timeout
-            )
-            latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-            earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        except (GroupOffsetsUnavailable, KafkaFactsError) as error:
-            problem = str(error) if isinstance(error, GroupOffsetsUnavailable) else error.message
-            if self._backlog_problems.get(group) != problem:
-                if len(self._backlog_problems) >= 4 * self.max_clients:
-                    self._backlog_problems.clear()  # groups of deleted Connectors, say
-                self._backlog_problems[group] = problem
-                log.warning("Failed to read the backlog of share group %s: %s", group, problem)
+            ),
+        )
+        if read is None:
             return None
-        if self._backlog_problems.pop(group, None) is not None:
-            log.info("The backlog of share group %s is readable again", group)
+        offsets, latest, earliest = read
         from_start = kafka.initial_offset == "earliest"
         by_topic = share_backlog(partitions, offsets, latest, earliest, from_start)
         unstarted = not from_start and any(
             (state := offsets.get(where)) is None or state.start_offset < 0 for where in latest
         )
         return Backlog(by_topic, unstarted)
+
+    def _positions(
+        self,
+        client: AdminClient,
+        partitions: dict[str, int],
+        what: str,
+        read_group: Callable[[], T],
+    ) -> tuple[T, dict[tuple[str, int], int], dict[tuple[str, int], int]] | None:
+        """What ``read_group`` reads of a group, with every partition's high and low
+        watermarks; None when any of it is unreadable. Warned once per reason, not every
+        round (a cluster that refuses would say so forever); ``what`` names the read."""
+        tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
+        try:
+            positions = read_group()
+            latest = self._offsets(client, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+            earliest = self._offsets(client, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        except (GroupOffsetsUnavailable, KafkaFactsError) as error:
+            problem = str(error) if isinstance(error, GroupOffsetsUnavailable) else error.message
+            if self._read_problems.get(what) != problem:
+                if len(self._read_problems) >= 4 * self.max_clients:
+                    self._read_problems.clear()  # groups of deleted Connectors, say
+                self._read_problems[what] = problem
+                log.warning("Failed to read %s: %s", what, problem)
+            return None
+        if self._read_problems.pop(what, None) is not None:
+            log.info("Readable again: %s", what)
+        return positions, latest, earliest
 
     def _offsets(
         self, client: AdminClient, tps: list[TopicPartition], spec: OffsetSpec
