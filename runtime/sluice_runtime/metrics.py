@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
 from sluice_runtime.contract import STATUS_PATH
+from sluice_runtime.loop_metrics import CounterChild, LoopCounter, LoopGauge, LoopHistogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -24,13 +25,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.consumed = Counter(
+        # What the event loop updates for every request and batch: loop_metrics' types.
+        self.consumed = LoopCounter(
             "sluice_consumed", "Records read from Kafka.", ["topic"], registry=r
         )
-        self.filtered = Counter(
+        self.filtered = LoopCounter(
             "sluice_filtered", "Records dropped by the filter or a UDF.", registry=r
         )
-        self.delivered = Counter("sluice_delivered", "Events the function accepted.", registry=r)
+        self.delivered = LoopCounter(
+            "sluice_delivered", "Events the function accepted.", registry=r
+        )
         self.dead_lettered = Counter(
             "sluice_dead_lettered",
             "Records written to the dead-letter queue.",
@@ -46,19 +50,19 @@ class Metrics:
         self.retries = Counter(
             "sluice_retries", "Delivery retries by reason.", ["reason"], registry=r
         )
-        self.batches = Counter(
+        self.batches = LoopCounter(
             "sluice_batches", "Batches closed, by trigger.", ["trigger"], registry=r
         )
-        self.batch_size = Histogram(
+        self.batch_size = LoopHistogram(
             "sluice_batch_size", "Events per batch.", buckets=SIZE_BUCKETS, registry=r
         )
-        self.request_duration = Histogram(
+        self.request_duration = LoopHistogram(
             "sluice_delivery_duration_seconds",
             "Duration of one HTTP request to the function.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.end_to_end = Histogram(
+        self.end_to_end = LoopHistogram(
             "sluice_end_to_end_latency_seconds",
             "Record timestamp to acknowledgement.",
             buckets=LATENCY_BUCKETS,
@@ -89,29 +93,18 @@ class Metrics:
         self.lag = Gauge(
             "sluice_lag", "Records behind the partition's end.", ["topic", "partition"], registry=r
         )
-        self.committed = Gauge(
+        self.committed = LoopGauge(
             "sluice_committed_offset",
             "Last offset stored for commit.",
             ["topic", "partition"],
             registry=r,
         )
 
-        # Labelled children looked up per batch, resolved once: labels() takes a lock and
-        # builds a key every call.
-        self._children: dict[tuple[Counter, str], Counter] = {}
+    def batches_closed(self, trigger: str) -> CounterChild:
+        return self.batches.labels(trigger)
 
-    def batches_closed(self, trigger: str) -> Counter:
-        return self._child(self.batches, trigger)
-
-    def consumed_from(self, topic: str) -> Counter:
-        return self._child(self.consumed, topic)
-
-    def _child(self, counter: Counter, label: str) -> Counter:
-        """The child of a counter with one label, looked up once."""
-        child = self._children.get((counter, label))
-        if child is None:
-            child = self._children[(counter, label)] = counter.labels(label)
-        return child
+    def consumed_from(self, topic: str) -> CounterChild:
+        return self.consumed.labels(topic)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop a partition's series once the process no longer owns it: its next owner

@@ -48,7 +48,7 @@ def test_only_matching_records_arrive_in_the_template_shape(
         with RuntimeThread(manifest) as runtime:
             wait_for(lambda: function.event_count >= 2, 30, "the two matching records")
             wait_for(
-                lambda: runtime.runtime.metrics.filtered._value.get() >= 4,
+                lambda: runtime.runtime.metrics.filtered.value >= 4,
                 30,
                 "the four others filtered",
             )

@@ -63,7 +63,7 @@ def test_wide_integers_reach_the_function_unchanged(
         with RuntimeThread(manifest) as runtime:
             wait_for(lambda: function.event_count >= 1, 30, "the wanted record")
             wait_for(
-                lambda: runtime.runtime.metrics.filtered._value.get() >= 2,
+                lambda: runtime.runtime.metrics.filtered.value >= 2,
                 30,
                 "the two others filtered",
             )
