@@ -65,6 +65,50 @@ class LaneServices:
     chunk_processor: ChunkProcessor | None = None  # replaces processor (a UDF's worker)
 
 
+class Signal:
+    """A flag a stream sleeps on, set by whoever has work for it.
+
+    One future per sleep, and a timer only when the sleep has a deadline: waiting with
+    ``asyncio.wait_for(event.wait(), t)`` made a task, an event waiter and a timer every
+    time a stream went idle, and ``asyncio.wait`` a waiter and a callback per task in
+    flight; at one record per request that was a sixth of the event loop's work.
+    """
+
+    __slots__ = ("_is_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._is_set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    async def wait(self, seconds: float | None = None) -> None:
+        """Until set (returns at once when it is), or ``seconds`` have passed."""
+        if self._is_set:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class BatchStream:
     """One serial stream of batches inside a lane."""
 
@@ -73,7 +117,8 @@ class BatchStream:
         self.lane = lane
         self.pending: deque[Record] = deque()
         self.batcher = Batcher(window.max_messages, window.max_bytes, window.max_interval)
-        self.wakeup = asyncio.Event()
+        self.wakeup = Signal()  # records came, or a delivery ended
+        self.room = Signal()  # a delivery ended
         self.in_flight: set[asyncio.Task[None]] = set()
         self.concurrency = concurrency
         self.task: asyncio.Task[None] | None = None
@@ -105,8 +150,7 @@ class BatchStream:
             if self.pending:
                 continue
             self.wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            await self.wakeup.wait(timeout)
 
     async def _take_pending(self) -> None:
         """Process what is waiting and feed the window; deliver batches as they close."""
@@ -188,13 +232,15 @@ class BatchStream:
     def _delivery_ended(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
         self.wakeup.set()  # a batch may be waiting for room (see run)
+        self.room.set()
         error = None if task.cancelled() else task.exception()
         if error is not None:  # a bug, as for the stream itself (see Lane._stream_ended)
             self.lane._stream_ended(task)
 
     async def _wait_in_flight(self, at_most: int) -> None:
         while len(self.in_flight) > at_most:
-            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+            self.room.clear()
+            await self.room.wait()
 
     async def _deliver(self, batch: Batch, prepared: Request | None) -> None:
         lane = self.lane
