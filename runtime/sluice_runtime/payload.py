@@ -96,7 +96,12 @@ def _traceparent(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
 _CE_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
 
 
+_CE_HEADER_AS_IS = re.compile(f"[{re.escape(_CE_HEADER_SAFE)}]*")
+
+
 def _header_value(value: str) -> str:
+    if _CE_HEADER_AS_IS.fullmatch(value):  # the common case, a fifth of quote()'s cost
+        return value
     return quote(value, safe=_CE_HEADER_SAFE)
 
 
@@ -186,21 +191,33 @@ def _cached_json_string(text: str) -> bytes:
     return encoded
 
 
+_templates: dict[tuple[str, int, str | None, bytes | None], bytes] = {}
+
+
 def _event_template(
     topic: str, partition: int, source: str | None, template: bytes | None = None
 ) -> bytes:
-    """The CloudEvent's template, or with no source the data's alone (json-array)."""
+    """The CloudEvent's template, or with no source the data's alone (json-array).
+    Cached: with small batches, writing it was a third of a request's body."""
+    key = (topic, partition, source, template)
+    filled = _templates.get(key)
+    if filled is not None:
+        return filled
 
     def literal(text: bytes) -> bytes:  # inserted into a %-template: % must be doubled
         return text.replace(b"%", b"%%")
 
-    if template is None:
-        template = _DATA if source is None else _EVENT
-    return (
-        template.replace(_T, literal(_cached_json_string(topic)[1:-1]))
+    if len(_templates) > 4096:
+        _templates.clear()
+    pattern = template
+    if pattern is None:
+        pattern = _DATA if source is None else _EVENT
+    filled = _templates[key] = (
+        pattern.replace(_T, literal(_cached_json_string(topic)[1:-1]))
         .replace(_P, b"%d" % partition)
         .replace(_S, literal(_cached_json_string(source or "")))
     )
+    return filled
 
 
 _keys: dict[bytes, tuple[bytes, str, bytes]] = {}

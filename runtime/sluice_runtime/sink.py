@@ -24,7 +24,7 @@ from sluice_runtime.transport import (
     Answer,
     LeanTransport,
     Timeouts,
-    header_lines,
+    header_block,
     origin_of,
     request_line,
 )
@@ -113,7 +113,7 @@ class HttpSink:
             lines = self._lines_by_type.get(headers.get("content-type", ""))
             if lines is not None:
                 return lines
-        lines = header_lines((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+        lines = header_block(headers)
         if len(headers) == 1 and "content-type" in headers:
             self._lines_by_type[headers["content-type"]] = lines
         return lines
