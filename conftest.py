@@ -32,12 +32,18 @@ SCRIPTS = ROOT / "scripts"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests on a fresh event loop (no plugin needed for so little)."""
+    """Run ``async def`` tests on a fresh event loop (no plugin needed for so little): the
+    runtime's tests on the loop the runtime runs on (uvloop's), the others on asyncio's."""
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
     names = pyfuncitem._fixtureinfo.argnames
     arguments = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**arguments))
+    if (ROOT / "tests" / "runtime") in Path(pyfuncitem.path).parents:
+        from sluice_runtime.app import run_runtime
+
+        run_runtime(pyfuncitem.obj(**arguments))
+    else:
+        asyncio.run(pyfuncitem.obj(**arguments))
     return True
 
 

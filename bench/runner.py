@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from sluice_runtime import source
-from sluice_runtime.app import DataPlane, tune_garbage_collector
+from sluice_runtime.app import DataPlane, run_runtime, tune_garbage_collector
 from sluice_runtime.config import Connector, load_connector_file
 from sluice_runtime.logs import setup_logging
 from sluice_runtime.metrics import Metrics
@@ -205,14 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         profile = cProfile.Profile()
         profile.enable()
         try:
-            asyncio.run(run())
+            run_runtime(run())
         finally:
             profile.disable()
             profile.dump_stats(args.profile)
             for index, thread_profile in enumerate(thread_profiles):
                 thread_profile.dump_stats(f"{args.profile}.kafka-{index}")
     else:
-        asyncio.run(run())
+        run_runtime(run())
     print("metrics " + orjson.dumps(_summary(runtime.metrics)).decode(), flush=True)
     print("stopped", flush=True)
     return 0

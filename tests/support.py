@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from sluice_runtime.app import DataPlane
+from sluice_runtime.app import DataPlane, new_event_loop
 from sluice_runtime.config import Connector, load_connector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +53,7 @@ class RuntimeThread:
     def __init__(self, manifest: dict[str, Any], grace: float = 10.0) -> None:
         self.connector: Connector = load_connector(manifest)
         self.runtime = DataPlane(self.connector, metrics_port=None, grace=grace)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()  # the loop `sluice run` runs on
         self._thread = threading.Thread(target=self._main, daemon=True)
         self.error: BaseException | None = None
 

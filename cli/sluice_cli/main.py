@@ -7,7 +7,6 @@ operator's dependencies.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from sluice_runtime.contract import METRICS_PORT
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluice_runtime.app import DataPlane, tune_garbage_collector
+    from sluice_runtime.app import DataPlane, run_runtime, tune_garbage_collector
     from sluice_runtime.config import load_connector_file
     from sluice_runtime.errors import ManifestError, SpecError
     from sluice_runtime.logs import mark_process, setup_logging
@@ -66,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     tune_garbage_collector()
     try:
-        asyncio.run(runtime.run())
+        run_runtime(runtime.run())
     except SpecError as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2
