@@ -24,7 +24,7 @@ from sluice_runtime.transport import (
     Answer,
     LeanTransport,
     Timeouts,
-    header_block,
+    header_lines,
     origin_of,
     request_line,
 )
@@ -106,17 +106,13 @@ class HttpSink:
         self._lines_by_type: dict[str, bytes] = {}
         self._transport = LeanTransport(max_connections=concurrency)
 
-    def _content_lines(self, headers: dict[str, str]) -> bytes:
-        """The payload's header lines. Every format but cloudevents-binary sets only its
-        content type, the same for every request: those lines are written once."""
-        if len(headers) == 1:
-            lines = self._lines_by_type.get(headers.get("content-type", ""))
-            if lines is not None:
-                return lines
-        lines = header_block(headers)
-        if len(headers) == 1 and "content-type" in headers:
-            self._lines_by_type[headers["content-type"]] = lines
-        return lines
+    def _content_line(self, content_type: str) -> bytes:
+        """The content-type header line, written once per type."""
+        line = self._lines_by_type.get(content_type)
+        if line is None:
+            line = header_lines([(b"content-type", content_type.encode("latin-1"))])
+            self._lines_by_type[content_type] = line
+        return line
 
     def prepare(self, events: Sequence[Deliverable]) -> Request:
         """The request for these events, built ahead of sending (see ``send``)."""
@@ -134,9 +130,10 @@ class HttpSink:
             return SendResult(False, None, f"payload: {type(error).__name__}: {error}"[:200])
         try:
             body = payload.body
-            head = b"%s%scontent-length: %d\r\n\r\n" % (
+            head = b"%s%s%scontent-length: %d\r\n\r\n" % (
                 self._head_start,
-                self._content_lines(payload.headers),
+                self._content_line(payload.content_type),
+                payload.lines,
                 len(body),
             )
             answer = await self._transport.exchange(self._origin, head, body, self._timeouts)

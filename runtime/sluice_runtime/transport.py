@@ -240,32 +240,6 @@ def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join(lines)
 
 
-_TEXT_TOKENS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?::[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
-_TEXT_LINE_BREAK = re.compile(r"[\r\n\0]")
-
-
-def header_block(headers: dict[str, str]) -> bytes:
-    """``header_lines`` for headers given as text (Latin-1), checked all at once: names
-    joined by a character no token holds, values joined. A CloudEvents binary request has a
-    dozen headers, and checking them one by one cost more than the rest of writing them."""
-    if not headers:
-        return b""
-    names = ":".join(headers)
-    if (
-        _TEXT_TOKENS.fullmatch(names)
-        and names.count(":") == len(headers) - 1  # no name holds the separator
-        and not _TEXT_LINE_BREAK.search("".join(headers.values()))
-    ):
-        try:
-            return "".join([f"{name}: {value}\r\n" for name, value in headers.items()]).encode(
-                "latin-1"
-            )
-        except UnicodeEncodeError:
-            pass
-    # Something is wrong: header_lines says which header (or encode does).
-    return header_lines((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
-
-
 class LeanTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sluice_runtime.transport import LeanTransport, header_block, header_lines, timeout_extension
+from sluice_runtime.transport import LeanTransport, timeout_extension
 
 Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 """Writes the answer to one request (head, body already read); False closes the connection."""
@@ -283,20 +283,3 @@ async def test_https(certificate: tuple[Path, Path]) -> None:
     finally:
         await transport.aclose()
         server.close()
-
-
-def test_header_blocks_are_written_as_header_lines_would_and_refuse_the_same() -> None:
-    good = {"ce-id": "t-0-1", "ce-partitionkey": "user%0D%0A1", "content-type": "application/json"}
-    assert header_block(good) == header_lines(
-        (k.encode("latin-1"), v.encode("latin-1")) for k, v in good.items()
-    )
-    assert header_block({}) == b""
-    for bad in (
-        {"ce-id": "1", "x\r\ny": "2"},  # a name that is not a token
-        {"ce-id": "1", "a:b": "2"},  # holds the character the names are joined by
-        {"": "1"},
-        {"ce-id": "1\r\nx-evil: 1"},  # a value that would write a header of its own
-        {"ce-id": "1\x00"},
-    ):
-        with pytest.raises(httpx.LocalProtocolError, match="cannot be written"):
-            header_block(bad)

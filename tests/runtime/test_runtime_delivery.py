@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from testkit.function_server import ThreadedFunctionServer
@@ -152,3 +153,43 @@ def test_a_new_group_reading_from_latest_commits_where_it_starts(
                 30,
                 "the later records committed",
             )
+
+
+def test_binary_mode_requests_read_back_with_the_cloudevents_sdk(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """What a function receives in cloudevents-binary mode, read with the CloudEvents SDK:
+    one event per request, every attribute as meant, hostile keys as one header each."""
+    from cloudevents.core.bindings.http import HTTPMessage, from_binary
+    from cloudevents.core.formats.json import JSONFormat
+
+    topic = make_topic(partitions=2)
+    keys: list[bytes | None] = [b"user-1", b"a\r\nx-evil: 1", "ü €".encode(), None, b'"%']
+    records = [(keys[i % len(keys)], f'{{"i": {i}}}') for i in range(40)]
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "binary",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 1, "maxInterval": "0s"},
+        )
+        manifest["spec"]["sink"]["format"] = "cloudevents-binary"
+        with RuntimeThread(manifest) as runtime:
+            runtime.wait_assigned(2)
+            produce(kafka_bootstrap, topic, records, partition=0)
+            wait_for(lambda: function.event_count >= 40, 60, "40 records")
+        received = list(function.requests)
+
+    assert len(received) == 40
+    assert not any("x-evil" in request.headers for request in received)
+    for offset, request in enumerate(received):
+        body = orjson.dumps(request.events[0]["data"])
+        event = from_binary(HTTPMessage(request.headers, body), JSONFormat())
+        attributes = event.get_attributes()
+        key = keys[offset % len(keys)]
+        assert attributes["id"] == f"{topic}-0-{offset}"
+        assert attributes["kafkaoffset"] == str(offset)
+        assert attributes["subject"] == f"partition:0#{offset}"
+        assert attributes.get("partitionkey") == (None if key is None else key.decode())
+        assert event.get_data()["value"] == {"i": offset}
