@@ -11,6 +11,9 @@
 # Environment: SLUICE_KAFKA_PORT (default 19092), SLUICE_KAFKA_CONTROLLER_PORT (default port+1),
 # SLUICE_KAFKA_SASL_PORT (default port+2), SLUICE_KAFKA_HEAP (default 768m).
 #
+# The broker's garbage-collection pauses go to .cache/kafka/gc.log: make bench's latency
+# row compares them with the stalls it sees (G1's young pauses are 15-27 ms here).
+#
 # Two client listeners: PLAINTEXT on the port, and SASL_PLAINTEXT on the SASL port with the
 # mechanisms PLAIN (user "sluice", password "sluice-secret", from the JAAS line below) and
 # SCRAM-SHA-256 / SCRAM-SHA-512 (no users at start: SCRAM credentials are data in the
@@ -149,6 +152,7 @@ cmd_up() {
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$PORT, SASL_PLAINTEXT on 127.0.0.1:$SASL_PORT (log: $LOGFILE)"
   setsid bash -c 'exec "$@"' _ java -Xms256m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    "-Xlog:gc:file=$DIR/gc.log:uptime,time:filecount=2,filesize=10m" \
     "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*" \
     kafka.Kafka "$DIR/server.properties" >"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
