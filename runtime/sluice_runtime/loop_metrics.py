@@ -2,7 +2,7 @@
 prometheus_client registry like any other metric.
 
 prometheus_client's own types take a lock and make several Python calls per update (a
-histogram also walks its buckets in Python); the runtime updates seven of them per request,
+histogram also walks its buckets in Python); the runtime updates eight of them per request,
 which was a tenth of the event loop's work at one record per request. These keep plain
 numbers instead, and the registry reads them when /metrics is scraped.
 

@@ -23,7 +23,7 @@ import re
 import ssl
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import httptools
 import httpx
@@ -57,7 +57,9 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # Not an isinstance check: uvloop's transports (the runtime's loop) do not
+        # subclass asyncio.Transport, though they are one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser

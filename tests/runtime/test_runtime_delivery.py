@@ -192,4 +192,6 @@ def test_binary_mode_requests_read_back_with_the_cloudevents_sdk(
         assert attributes["kafkaoffset"] == str(offset)
         assert attributes["subject"] == f"partition:0#{offset}"
         assert attributes.get("partitionkey") == (None if key is None else key.decode())
-        assert event.get_data()["value"] == {"i": offset}
+        data = event.get_data()
+        assert isinstance(data, dict)
+        assert data["value"] == {"i": offset}
