@@ -145,6 +145,9 @@ def test_six_partitions_become_owned_objects_and_a_truthful_status(
 
     wait_replicas(kube, ns, "six", 6)
     for kind in OWNED:
+        # The same reconcile applies them one after another: the Deployment having its
+        # replicas does not mean the Service that follows it is there yet.
+        eventually(lambda kind=kind: owned(kube, ns, "six", kind) is not None, 30, kind)
         obj = owned(kube, ns, "six", kind)
         assert obj is not None, kind
         [owner] = obj["metadata"]["ownerReferences"]
