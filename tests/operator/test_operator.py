@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -63,6 +64,10 @@ def admin(kafka_bootstrap: str) -> AdminClient:
 def owned(kube: Kube, ns: str, name: str, kind: str) -> dict[str, Any] | None:
     api, plural = OWNED[kind]
     return kube.get(resource_path(api, plural, ns, runtime_name(name)))
+
+
+def _exists(kube: Kube, ns: str, name: str, kind: str) -> bool:
+    return owned(kube, ns, name, kind) is not None
 
 
 def connector(kube: Kube, ns: str, name: str) -> dict[str, Any]:
@@ -147,7 +152,7 @@ def test_six_partitions_become_owned_objects_and_a_truthful_status(
     for kind in OWNED:
         # The same reconcile applies them one after another: the Deployment having its
         # replicas does not mean the Service that follows it is there yet.
-        eventually(lambda kind=kind: owned(kube, ns, "six", kind) is not None, 30, kind)
+        eventually(partial(_exists, kube, ns, "six", kind), 30, kind)
         obj = owned(kube, ns, "six", kind)
         assert obj is not None, kind
         [owner] = obj["metadata"]["ownerReferences"]
