@@ -91,23 +91,21 @@ def perf_tool_pass(
         raise BenchError(
             f"Kafka's consumer perf tool failed (exit {process.returncode}); see {log}"
         )
+    whole_run = False
     if first is None or last is None or last[2] <= first[2]:
+        whole_run = True
         # It read everything within one progress interval (a --quick run's few records):
         # the whole run's figures, the JVM's start included, are all there is.
-        wall = time.monotonic() - started
-        return {
-            "records_per_s": records / wall,
-            "cpu_us_per_record": whole_cpu / records * 1e6,
-            "cpu_cores": whole_cpu / wall,
-            "cpu_us_per_record_whole": whole_cpu / records * 1e6,
-            "peak_rss_mb": usage.ru_maxrss / 1024,
-            "whole_run": 1.0,
-        }
-    counted = last[2] - first[2]
-    return {
-        "records_per_s": counted / (last[0] - first[0]),
-        "cpu_us_per_record": (last[1] - first[1]) / counted * 1e6,
-        "cpu_cores": (last[1] - first[1]) / (last[0] - first[0]),
+        counted, seconds, cpu = float(records), time.monotonic() - started, whole_cpu
+    else:
+        counted, seconds, cpu = last[2] - first[2], last[0] - first[0], last[1] - first[1]
+    figures = {
+        "records_per_s": counted / seconds,
+        "cpu_us_per_record": cpu / counted * 1e6,
+        "cpu_cores": cpu / seconds,
         "cpu_us_per_record_whole": whole_cpu / records * 1e6,
         "peak_rss_mb": usage.ru_maxrss / 1024,
     }
+    if whole_run:
+        figures["whole_run"] = 1.0
+    return figures
