@@ -175,12 +175,20 @@ class BatchStream:
                 records = [pending.popleft() for _ in range(count)]
                 results = await chunked(records)
             now = time.monotonic()
+            # Runs of records that produced exactly one event each (the common case) go
+            # into the window together, as records that pass through do.
+            run: list[Event] = []
+            sizes: list[int] = []
             for record, processed in zip(records, results, strict=True):
-                if type(processed) is list and len(processed) == 1:  # the common case
-                    for batch in add(Event(record, processed[0]), record.size, now):
-                        await self._dispatch(batch)
-                        now = time.monotonic()
+                if type(processed) is list and len(processed) == 1:
+                    run.append(Event(record, processed[0]))
+                    sizes.append(record.size)
                     continue
+                if run:
+                    for batch in self.batcher.add_all(run, sizes, now):
+                        await self._dispatch(batch)
+                    run, sizes = [], []
+                    now = time.monotonic()
                 if isinstance(processed, RecordFailure):
                     retried = await lane.processing_failed(record, processed)
                     if retried is None:
@@ -197,6 +205,8 @@ class BatchStream:
                     for batch in add(Event(record, data, index), share, now):
                         await self._dispatch(batch)
                         now = time.monotonic()
+            for batch in self.batcher.add_all(run, sizes, now):
+                await self._dispatch(batch)
         lane.ledger.filtered(filtered)
 
     async def _dispatch(self, batch: Batch) -> None:

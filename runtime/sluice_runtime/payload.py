@@ -363,7 +363,7 @@ def _text_events(items: Sequence[Deliverable], source: str) -> bytes:
         values: list[Any] = []
         for item in items[start:stop]:
             values += _attribute_values(item)
-            values.append(item.data.text)
+            values.append(item.data)
         template = _event_template(topic, partition, source, _EVENT_TEXT)
         chunks.append(b",".join([template] * (stop - start)) % tuple(values))
     return b"[" + b",".join(chunks) + b"]"
@@ -402,7 +402,7 @@ def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Reques
         return Request(_decoded_events(items, source), content_type)
     if fmt == "json-array":
         if all(type(item.data) is JsonText for item in items):
-            return Request(b"[" + b",".join([i.data.text for i in items]) + b"]", content_type)
+            return Request(b"[" + b",".join([i.data for i in items]) + b"]", content_type)
         return Request(exact_dumps([_data(item) for item in items]), content_type)
     if fmt == "json-values":
         return Request(_values(items), content_type)
@@ -479,7 +479,7 @@ def _values(items: Sequence[Deliverable]) -> bytes:
             raw = item.record.value
         else:
             data = item.data
-            add(data.text if type(data) is JsonText else exact_dumps(data))
+            add(data if type(data) is JsonText else exact_dumps(data))
             continue
         if raw and raw[0] in starts and len(raw) <= limit:
             try:

@@ -28,12 +28,12 @@ from typing import Any
 import orjson
 
 from sluice_runtime.config import Connector
-from sluice_runtime.envelope import is_json
+from sluice_runtime.envelope import SIMDJSON_MAX, is_json, thread_parse
 from sluice_runtime.errors import SpecError
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.processors import Processed
 from sluice_runtime.records import JsonText, Record, RecordFailure
-from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, STAGES
+from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, ONE_EACH, STAGES
 
 log = logging.getLogger("sluice.udf")
 
@@ -300,6 +300,8 @@ def _checked(answer: bytes, count: int) -> list[Processed]:
     WorkerFailed. Each event becomes a ``JsonText``: embedded in the request as it is,
     once it is known to be exactly one JSON document (so no event can smuggle
     others into the batch)."""
+    if answer[:1] == ONE_EACH:
+        return _one_each(answer, count)
     view = memoryview(answer)
     at = 0
     results: list[Processed] = []
@@ -330,6 +332,36 @@ def _checked(answer: bytes, count: int) -> list[Processed]:
                 raise WorkerFailed("it answered with something that is not an answer")
     except (IndexError, struct.error):
         raise WorkerFailed("it answered with a truncated answer") from None
+    if at != len(answer):
+        raise WorkerFailed("it answered with more than one answer per record")
+    return results
+
+
+def _one_each(answer: bytes, count: int) -> list[Processed]:
+    """``_checked`` for a ``ONE_EACH`` answer: one event per record, each checked to be
+    one JSON document (the loop is written out: it runs for every record)."""
+    at = 1 + LENGTH.size * count
+    if len(answer) < at:
+        raise WorkerFailed("it answered with a truncated answer")
+    parse, limit = thread_parse(), SIMDJSON_MAX
+    results: list[Processed] = []
+    add = results.append
+    view = memoryview(answer)
+    for size in struct.unpack_from(f">{count}I", answer, 1):
+        end = at + size
+        encoded = JsonText(view[at:end])  # one copy, made straight from the answer
+        at = end
+        if len(encoded) != size:
+            raise WorkerFailed("it answered with a truncated answer")
+        try:
+            if len(encoded) > limit:
+                raise ValueError
+            parse(encoded)  # dropped at once, freeing the parser
+        except (ValueError, RuntimeError):
+            # What simdjson refuses is asked again (see is_json); orjson takes no subclass.
+            if not is_json(encoded.text):
+                raise WorkerFailed("it answered with an event that is not JSON") from None
+        add([encoded])
     if at != len(answer):
         raise WorkerFailed("it answered with more than one answer per record")
     return results

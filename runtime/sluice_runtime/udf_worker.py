@@ -12,7 +12,9 @@ The conversation, over the worker's stdin and stdout, one length-prefixed frame 
     worker  → runtime  JSON {"ready": true}  or  {"error": "transform.udf: ..."}
     runtime → worker   pickle: a chunk of records as tuples          (repeated)
     worker  → runtime  per record: 0, the count of its events and each event as
-                       length-prefixed JSON; or 1, the stage and the reason it failed
+                       length-prefixed JSON; or 1, the stage and the reason it failed.
+                       When every record of the chunk produced exactly one event (the
+                       common case): 2, then each event's length, then the events
 
 Events travel as the JSON the runtime will put into the request body, so it neither
 parses nor re-encodes them. The runtime trusts nothing the worker says: the answer is
@@ -38,6 +40,7 @@ from sluice_runtime.records import RecordFailure, Stage
 HEADER = struct.Struct(">I")
 LENGTH = struct.Struct(">I")
 FAILURE = struct.Struct(">BI")  # stage index, reason length
+ONE_EACH = b"\x02"  # a chunk answer where every record produced exactly one event
 STAGES: tuple[Stage, ...] = ("decode", "filter", "transform")
 MAX_ANSWER = 64 << 20  # bytes of one answer the runtime reads at most
 
@@ -93,15 +96,38 @@ def main() -> int:
         frame = read_frame(conversation_in)
         if frame is None:
             return 0  # the runtime closed the conversation
-        # Each record's answer is written out as soon as the UDF returns: a UDF that
-        # reuses and mutates the objects it returned cannot change an earlier answer.
-        answers: list[bytes] = []
-        for fields in pickle.loads(frame):
-            answers.append(_answer(process(Record(*fields))))
-        write_frame(conversation_out, b"".join(answers))
+        write_frame(conversation_out, chunk_answer(process, Record, pickle.loads(frame)))
 
 
 _ONE_EVENT = b"\x00" + LENGTH.pack(1)
+
+
+def chunk_answer(process: Any, record: Any, chunk: list[tuple[Any, ...]]) -> bytes:
+    """The answer for a chunk of records (their fields as tuples). Each event is encoded as
+    soon as the UDF returns: a UDF that reuses and mutates the objects it returned cannot
+    change an earlier answer.
+
+    While every record produces exactly one event the events are only collected; the
+    answer is then their lengths and their bytes (``ONE_EACH``), which the runtime reads
+    without a step per record. The first record that does otherwise switches the chunk to
+    an answer per record."""
+    events: list[bytes] = []
+    answers: list[bytes] | None = None
+    for fields in chunk:
+        processed = process(record(*fields))
+        if answers is None:
+            if type(processed) is list and len(processed) == 1:
+                try:
+                    events.append(exact_dumps(processed[0], orjson.OPT_NON_STR_KEYS))
+                    continue
+                except TypeError:
+                    pass  # _answer reports it as this record's failure
+            answers = [_ONE_EVENT + LENGTH.pack(len(event)) + event for event in events]
+        answers.append(_answer(processed))
+    if answers is not None:
+        return b"".join(answers)
+    lengths = struct.pack(f">{len(events)}I", *map(len, events))
+    return ONE_EACH + lengths + b"".join(events)
 
 
 def _answer(processed: Any) -> bytes:

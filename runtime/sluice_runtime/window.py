@@ -4,6 +4,7 @@ owns the clock, which keeps this logic exact and testable without sleeping."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sluice_runtime.records import Batch, Deliverable, Record
@@ -46,30 +47,35 @@ class Batcher:
         return closed
 
     def add_records(self, records: list[Record], now: float) -> list[Batch]:
-        """``add`` for each record as its own event (records that pass through), with the
-        same batches as a result; runs of records that fit the open batch without closing
-        it go in with one list extend, not one call each."""
+        """``add`` for each record as its own event (records that pass through)."""
+        return self.add_all(records, [record.size for record in records], now)
+
+    def add_all(self, events: Sequence[Deliverable], sizes: list[int], now: float) -> list[Batch]:
+        """``add`` for each event with its size, with the same batches as a result; runs of
+        events that fit the open batch without closing it go in with one list extend, not
+        one call each."""
         closed: list[Batch] = []
         items = self._items
-        index, end = 0, len(records)
+        index, end = 0, len(events)
         while index < end:
             items = self._items
             if items:
                 room = self.max_messages - len(items) - 1  # the closing one goes through add
                 if room > 0:
-                    run = records[index : index + room]
-                    size = sum([record.size for record in run])
+                    size = sum(sizes[index : index + room])
                     if self._bytes + size < self.max_bytes:
+                        run = events[index : index + room]
                         items.extend(run)
                         self._bytes += size
                         index += len(run)
                         continue
             # One by one until a batch closes (the byte bound is exact there), or the first
-            # record of a batch opened it.
+            # event of a batch opened it.
             while index < end:
-                record = records[index]
+                event = events[index]
+                size = sizes[index]
                 index += 1
-                done = self.add(record, record.size, now)
+                done = self.add(event, size, now)
                 if done:
                     closed += done
                     break

@@ -6,9 +6,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sluice_runtime.records import JsonText, RecordFailure
+from sluice_runtime.processors import Processed
+from sluice_runtime.records import JsonText, Record, RecordFailure
 from sluice_runtime.udf_pool import WorkerFailed, _checked
-from sluice_runtime.udf_worker import LENGTH, _answer
+from sluice_runtime.udf_worker import LENGTH, ONE_EACH, _answer, chunk_answer
 
 
 def events(*encoded: bytes) -> bytes:
@@ -30,6 +31,63 @@ def test_a_value_that_is_not_json_fails_only_its_record() -> None:
     assert isinstance(failed, RecordFailure)
     assert failed.stage == "transform"
     assert "not JSON-serialisable" in failed.reason
+
+
+def one_each(*encoded: bytes) -> bytes:
+    return ONE_EACH + b"".join(LENGTH.pack(len(e)) for e in encoded) + b"".join(encoded)
+
+
+def texts(produced: Processed) -> list[bytes]:
+    """The events a record produced, as bytes, each checked to be JsonText."""
+    assert isinstance(produced, list)
+    assert all(type(event) is JsonText for event in produced)
+    return [bytes(event) for event in produced]
+
+
+def fields(offset: int) -> tuple[object, ...]:
+    return ("t", 0, offset, 0, None, b"%d" % offset, ())
+
+
+def test_a_chunk_of_one_event_each_is_answered_compactly_and_read_back_exactly() -> None:
+    wide = 18446744073709551617  # simdjson refuses it; orjson must be asked again
+    answer = chunk_answer(lambda r: [{"n": r.offset, "wide": wide}], Record, [fields(1), fields(2)])
+    assert answer[:1] == ONE_EACH
+    assert [texts(produced) for produced in _checked(answer, 2)] == [
+        [b'{"n":1,"wide":18446744073709551617}'],
+        [b'{"n":2,"wide":18446744073709551617}'],
+    ]
+
+
+def test_a_chunk_switches_to_an_answer_per_record_at_the_first_record_that_differs() -> None:
+    def process(record: Record) -> list[object] | RecordFailure:
+        if record.offset == 2:
+            return []
+        if record.offset == 3:
+            return RecordFailure("filter", "bad")
+        return [record.offset] * (2 if record.offset == 4 else 1)
+
+    answer = chunk_answer(process, Record, [fields(n) for n in (1, 2, 3, 4, 5)])
+    assert answer[:1] != ONE_EACH
+    results = _checked(answer, 5)
+    assert results[1] == []
+    assert results[2] == RecordFailure("filter", "bad")
+    assert [texts(results[n]) for n in (0, 3, 4)] == [[b"1"], [b"4", b"4"], [b"5"]]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        one_each(b'1},{"id":"forged"'),
+        one_each(b"1,2"),
+        one_each(b""),
+        one_each(b'{"a": 1}')[:-2],  # truncated
+        ONE_EACH + LENGTH.pack(2),  # fewer lengths than records
+        one_each(b"1") + b"2",  # more than was announced
+    ],
+)
+def test_a_compact_answer_that_is_not_an_answer_is_the_workers_failure(answer: bytes) -> None:
+    with pytest.raises(WorkerFailed):
+        _checked(answer, 1)
 
 
 @pytest.mark.parametrize(
