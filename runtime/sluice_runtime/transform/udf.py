@@ -133,8 +133,9 @@ def compile_udf(
         if result is None:
             return []
         if in_worker:
-            events = result if isinstance(result, list | tuple) else [result]
-            return [event for event in events if event is not None]
+            if not isinstance(result, (list, tuple)):  # the tuple form: faster than list | tuple
+                return [result]
+            return [event for event in result if event is not None]
         # The round trip checks the result and detaches it from the UDF's own objects, which
         # the UDF may reuse and mutate while this event waits in a batch.
         try:
