@@ -29,13 +29,14 @@ import os
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import orjson
 
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.exactjson import loads as exact_loads
-from sluice_runtime.records import RecordFailure, Stage
+from sluice_runtime.records import Record, RecordFailure, Stage
 
 HEADER = struct.Struct(">I")
 LENGTH = struct.Struct(">I")
@@ -78,7 +79,6 @@ def main() -> int:
     from sluice_runtime.config import load_connector
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import build_processor
-    from sluice_runtime.records import Record
 
     hello = read_frame(conversation_in)
     if hello is None:
@@ -96,13 +96,13 @@ def main() -> int:
         frame = read_frame(conversation_in)
         if frame is None:
             return 0  # the runtime closed the conversation
-        write_frame(conversation_out, chunk_answer(process, Record, pickle.loads(frame)))
+        write_frame(conversation_out, chunk_answer(process, pickle.loads(frame)))
 
 
 _ONE_EVENT = b"\x00" + LENGTH.pack(1)
 
 
-def chunk_answer(process: Any, record: Any, chunk: list[tuple[Any, ...]]) -> bytes:
+def chunk_answer(process: Callable[[Record], Any], chunk: list[tuple[Any, ...]]) -> bytes:
     """The answer for a chunk of records (their fields as tuples). Each event is encoded as
     soon as the UDF returns: a UDF that reuses and mutates the objects it returned cannot
     change an earlier answer.
@@ -114,7 +114,7 @@ def chunk_answer(process: Any, record: Any, chunk: list[tuple[Any, ...]]) -> byt
     events: list[bytes] = []
     answers: list[bytes] | None = None
     for fields in chunk:
-        processed = process(record(*fields))
+        processed = process(Record(*fields))
         if answers is None:
             if type(processed) is list and len(processed) == 1:
                 try:

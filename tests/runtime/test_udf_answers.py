@@ -50,7 +50,7 @@ def fields(offset: int) -> tuple[object, ...]:
 
 def test_a_chunk_of_one_event_each_is_answered_compactly_and_read_back_exactly() -> None:
     wide = 18446744073709551617  # simdjson refuses it; orjson must be asked again
-    answer = chunk_answer(lambda r: [{"n": r.offset, "wide": wide}], Record, [fields(1), fields(2)])
+    answer = chunk_answer(lambda r: [{"n": r.offset, "wide": wide}], [fields(1), fields(2)])
     assert answer[:1] == ONE_EACH
     assert [texts(produced) for produced in _checked(answer, 2)] == [
         [b'{"n":1,"wide":18446744073709551617}'],
@@ -66,7 +66,7 @@ def test_a_chunk_switches_to_an_answer_per_record_at_the_first_record_that_diffe
             return RecordFailure("filter", "bad")
         return [record.offset] * (2 if record.offset == 4 else 1)
 
-    answer = chunk_answer(process, Record, [fields(n) for n in (1, 2, 3, 4, 5)])
+    answer = chunk_answer(process, [fields(n) for n in (1, 2, 3, 4, 5)])
     assert answer[:1] != ONE_EACH
     results = _checked(answer, 5)
     assert results[1] == []
