@@ -117,6 +117,33 @@ def compile_udf(
     # Exact: integers beyond 64 bits (in the record, or computed) survive the round trip.
     dumps, loads = exactjson.dumps, exactjson.loads
 
+    if in_worker:
+
+        def run_udf_in_worker(envelope: dict[str, Any]) -> list[Any]:
+            try:
+                result = handler(
+                    envelope,
+                    UdfContext(
+                        connector,
+                        namespace,
+                        envelope["topic"],
+                        envelope["partition"],
+                        envelope["offset"],
+                        logger,
+                    ),
+                )
+            except (Exception, SystemExit) as error:  # a UDF's exit() must not stop it
+                raise RecordTransformError(_reason(error, function)) from error
+            if type(result) is dict:  # the common case first: one event
+                return [result]
+            if result is None:
+                return []
+            if not isinstance(result, (list, tuple)):  # the tuple form: faster than list | tuple
+                return [result]
+            return [event for event in result if event is not None]
+
+        return run_udf_in_worker
+
     def run_udf(envelope: dict[str, Any]) -> list[Any]:
         udf_context = UdfContext(
             connector,
@@ -127,15 +154,11 @@ def compile_udf(
             logger,
         )
         try:
-            result = handler(envelope if in_worker else _fresh_copy(envelope), udf_context)
+            result = handler(_fresh_copy(envelope), udf_context)
         except (Exception, SystemExit) as error:  # a UDF's exit() must not stop the runtime
             raise RecordTransformError(_reason(error, function)) from error
         if result is None:
             return []
-        if in_worker:
-            if not isinstance(result, (list, tuple)):  # the tuple form: faster than list | tuple
-                return [result]
-            return [event for event in result if event is not None]
         # The round trip checks the result and detaches it from the UDF's own objects, which
         # the UDF may reuse and mutate while this event waits in a batch.
         try:
