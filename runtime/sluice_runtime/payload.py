@@ -142,7 +142,7 @@ def _data(item: Deliverable) -> Any:
     if data is ENVELOPE:
         return orjson.Fragment(encode_envelope(item.record))
     if type(data) is JsonText:
-        return orjson.Fragment(data.text)
+        return orjson.Fragment(data)
     return data
 
 
@@ -413,7 +413,7 @@ def build_request(items: Sequence[Deliverable], fmt: str, source: str) -> Reques
     if data is ENVELOPE:
         body = encode_envelope(item.record)
     else:
-        body = data.text if type(data) is JsonText else exact_dumps(data)
+        body = data if type(data) is JsonText else exact_dumps(data)
     return Request(body, content_type, _binary_lines(item, source))
 
 

@@ -316,11 +316,11 @@ def _checked(answer: bytes, count: int) -> list[Processed]:
                 for _ in range(events):
                     (size,) = LENGTH.unpack_from(view, at)
                     at += LENGTH.size
-                    encoded = bytes(view[at : at + size])
+                    encoded = answer[at : at + size]
                     at += size
                     if len(encoded) != size or not is_json(encoded):
                         raise WorkerFailed("it answered with an event that is not JSON")
-                    produced.append(JsonText(encoded))
+                    produced.append(encoded)
                 results.append(produced)
             elif kind == 1:
                 stage, size = FAILURE.unpack_from(view, at)
@@ -346,20 +346,18 @@ def _one_each(answer: bytes, count: int) -> list[Processed]:
     parse, limit = thread_parse(), SIMDJSON_MAX
     results: list[Processed] = []
     add = results.append
-    view = memoryview(answer)
     for size in struct.unpack_from(f">{count}I", answer, 1):
         end = at + size
-        encoded = JsonText(view[at:end])  # one copy, made straight from the answer
+        encoded: JsonText = answer[at:end]
         at = end
         if len(encoded) != size:
             raise WorkerFailed("it answered with a truncated answer")
         try:
-            if len(encoded) > limit:
+            if size > limit:
                 raise ValueError
             parse(encoded)  # dropped at once, freeing the parser
         except (ValueError, RuntimeError):
-            # What simdjson refuses is asked again (see is_json); orjson takes no subclass.
-            if not is_json(encoded.text):
+            if not is_json(encoded):  # what simdjson refuses is asked again (see is_json)
                 raise WorkerFailed("it answered with an event that is not JSON") from None
         add([encoded])
     if at != len(answer):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sluice_runtime import exactjson
 from sluice_runtime.envelope import ENVELOPE, build_envelope, encode_envelope, is_json
 from sluice_runtime.payload import build_request, cloudevent
-from sluice_runtime.records import Event, JsonText, Record
+from sluice_runtime.records import Event, JsonText, Record, RecordFailure
 from sluice_runtime.sink import parse_retry_after
 
 SOURCE = "/namespaces/ads/connectors/views"
@@ -289,3 +289,61 @@ def test_json_validation_agrees_with_orjson(raw: bytes) -> None:
     except orjson.JSONDecodeError:
         valid = False
     assert is_json(raw) is valid
+
+
+TRANSFORMS = [
+    None,
+    {"jsonPath": "$"},
+    {"jsonPath": "$.value"},
+    {"jsonPath": "$.key"},
+    {"jsonPath": "$.headers.h"},
+    {"template": {"template": '{"v": <$.value>, "k": <$.key>}'}},
+]
+
+
+@pytest.mark.parametrize("value_format", ["json", "string", "bytes"])
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@settings(max_examples=60, deadline=None)
+@given(key=RAW, value=RAW, header=st.none() | st.binary(max_size=8))
+def test_no_processor_in_the_runtime_gives_bytes_as_event_data(
+    value_format: str,
+    transform: dict[str, object] | None,
+    key: bytes | None,
+    value: bytes | None,
+    header: bytes | None,
+) -> None:
+    """Bytes as event data mean JSON text already (a UDF worker's checked answer), written
+    into the request unparsed: no filter, template, JSONPath or decoder may ever give
+    bytes, whatever the record holds (binary data becomes base64 text)."""
+    from sluice_runtime.config import load_connector
+    from sluice_runtime.processors import build_processor
+
+    spec: dict[str, object] = {
+        "source": {
+            "kafka": {
+                "bootstrapServers": ["k:9092"],
+                "topics": ["t"],
+                "valueFormat": value_format,
+                "keyFormat": value_format,
+            }
+        },
+        "filter": {"pattern": {"topic": ["t"]}},
+        "sink": {"uri": "http://f/"},
+    }
+    if transform is not None:
+        spec["transform"] = transform
+    connector = load_connector(
+        {
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "Connector",
+            "metadata": {"name": "c", "namespace": "n"},
+            "spec": spec,
+        }
+    )
+    processed = build_processor(connector)(Record("t", 0, 1, 0, key, value, [("h", header)]))
+    if isinstance(processed, RecordFailure):  # string: bytes that are not UTF-8
+        assert value_format == "string"
+        assert processed.stage == "decode"
+        return
+    assert processed, "the filter matches every record of topic t"
+    assert not any(isinstance(data, bytes | bytearray | memoryview) for data in processed)

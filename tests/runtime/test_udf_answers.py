@@ -21,7 +21,7 @@ def test_answers_round_trip_as_json_text_and_failures() -> None:
     first, filtered, failed = _checked(answer, 3)
     assert isinstance(first, list)
     assert all(isinstance(event, JsonText) for event in first)
-    assert [orjson.loads(event.text) for event in first] == [{"a": 1}, [2]]
+    assert [orjson.loads(event) for event in first] == [{"a": 1}, [2]]
     assert filtered == []
     assert failed == RecordFailure("filter", "bad")
 
