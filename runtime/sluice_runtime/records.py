@@ -45,8 +45,9 @@ written into request bodies as these bytes, never parsed or serialised again.
 
 Plain ``bytes`` mark it, because nothing else a record can produce is bytes: decoders,
 filters, templates, JSONPath and in-process UDFs all give JSON values (binary data is
-base64 text). The UDF pool makes one for every record a UDF transforms, as a slice of the
-worker's answer; a subclass of bytes cost three to four times as much to make."""
+base64 text, and a JSONPath that still selects bytes fails its record). The UDF pool makes
+one for every record a UDF transforms, as a slice of the worker's answer; a subclass of
+bytes cost three to four times as much to make."""
 
 
 @dataclass(slots=True, init=False)

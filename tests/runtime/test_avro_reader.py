@@ -39,8 +39,10 @@ LOGICAL: list[dict[str, Any]] = [
 
 
 @st.composite
-def avro_types(draw: st.DrawFn, depth: int, names: list[str]) -> Any:
-    """An Avro type; ``names`` collects the named types defined so far (used again by name).
+def avro_types(draw: st.DrawFn, depth: int, names: list[str], space: str = "gen") -> Any:
+    """An Avro type; ``names`` collects the full names of the named types defined so far
+    (used again by full name). A named type sometimes has a namespace of its own, which
+    its full name and the types inside it take (``space`` is the enclosing one).
     Not recursive: fastavro's value generator makes ten items of every array, so recursive
     types are compared on the hand-written schemas below instead."""
     choices = ["primitive", "logical"]
@@ -55,24 +57,29 @@ def avro_types(draw: st.DrawFn, depth: int, names: list[str]) -> Any:
         return dict(draw(st.sampled_from(LOGICAL)))
     if kind == "reference":
         return draw(st.sampled_from(names))
+    own = draw(st.sampled_from([None, None, "other", "gen.inner"]))
+    named: dict[str, Any] = {} if own is None else {"namespace": own}
+    inside = space if own is None else own
     if kind == "record":
         name = f"R{draw(st.uuids()).hex[:12]}"
         count = draw(st.integers(0, 5))
         record = {
             "type": "record",
             "name": name,
+            **named,
             "fields": [
-                {"name": f"f{i}", "type": draw(avro_types(depth + 1, names))} for i in range(count)
+                {"name": f"f{i}", "type": draw(avro_types(depth + 1, names, inside))}
+                for i in range(count)
             ],
         }
-        names.append(name)
+        names.append(f"{inside}.{name}")
         return record
     if kind == "array":
-        return {"type": "array", "items": draw(avro_types(depth + 1, names))}
+        return {"type": "array", "items": draw(avro_types(depth + 1, names, space))}
     if kind == "map":
-        return {"type": "map", "values": draw(avro_types(depth + 1, names))}
+        return {"type": "map", "values": draw(avro_types(depth + 1, names, space))}
     if kind == "optional":
-        value = draw(avro_types(depth + 1, names).filter(lambda t: _plain(t) != "null"))
+        value = draw(avro_types(depth + 1, names, space).filter(lambda t: _plain(t) != "null"))
         return ["null", value] if draw(st.booleans()) else [value, "null"]
     if kind == "union":
         # Branches of distinct kinds, as Avro requires.
@@ -85,12 +92,17 @@ def avro_types(draw: st.DrawFn, depth: int, names: list[str]) -> Any:
         return branches
     if kind == "enum":
         name = f"E{draw(st.uuids()).hex[:12]}"
-        names.append(name)
+        names.append(f"{inside}.{name}")
         symbols = [f"S{i}" for i in range(draw(st.integers(1, 4)))]
-        return {"type": "enum", "name": name, "symbols": symbols}
+        return {"type": "enum", "name": name, **named, "symbols": symbols}
     name = f"F{draw(st.uuids()).hex[:12]}"
-    names.append(name)
-    fixed: dict[str, Any] = {"type": "fixed", "name": name, "size": draw(st.integers(0, 9))}
+    names.append(f"{inside}.{name}")
+    fixed: dict[str, Any] = {
+        "type": "fixed",
+        "name": name,
+        **named,
+        "size": draw(st.integers(0, 9)),
+    }
     if draw(st.booleans()) and fixed["size"] > 0:
         digits = min(20, int((8 * fixed["size"] - 1) * math.log10(2)))  # what fits
         fixed.update(logicalType="decimal", precision=digits, scale=min(2, digits))

@@ -119,3 +119,17 @@ def test_unsupported_syntax_explains_what_is_supported(expression: str, what: st
     assert message.startswith("transform.jsonPath: unsupported JSONPath")
     assert what in message
     assert "$['name']" in message
+
+
+def test_a_path_that_selects_binary_data_fails_its_record() -> None:
+    """Bytes as event data mean JSON text already (a UDF worker's checked answer): binary
+    data a decoder left unmapped must fail the record, not be written into a request."""
+    from sluice_runtime.config import Transform
+    from sluice_runtime.transform import RecordTransformError, TransformContext, compile_transform
+
+    transform = compile_transform(
+        Transform.model_validate({"jsonPath": "$.value.blob"}), TransformContext("c", "n")
+    )
+    assert transform({"value": {"blob": "AAE="}}) == ["AAE="]
+    with pytest.raises(RecordTransformError, match="binary data"):
+        transform({"value": {"blob": b'1,{"smuggled":true}'}})

@@ -38,7 +38,7 @@ def one_each(*encoded: bytes) -> bytes:
 
 
 def texts(produced: Processed) -> list[bytes]:
-    """The events a record produced, as bytes, each checked to be JsonText."""
+    """The events a record produced: JSON text (``JsonText``, plain bytes) each."""
     assert isinstance(produced, list)
     assert all(type(event) is JsonText for event in produced)
     return [bytes(event) for event in produced]

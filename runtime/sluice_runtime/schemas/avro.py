@@ -237,13 +237,10 @@ def _prepare(
         return plain, _RAW_LOGICAL[logical][1]
     if logical == "decimal" and kind in ("bytes", "fixed"):
         if kind == "fixed":  # named: a later use by name converts the same way
-            name = str(schema.get("name", ""))
-            named[name if "." in name or not namespace else f"{namespace}.{name}"] = _decimal
+            named[_full_name(schema, namespace)[0]] = _decimal
         return schema, _decimal
     if kind in ("record", "error"):
-        name = str(schema.get("name", ""))
-        space = str(schema.get("namespace", namespace if "." not in name else ""))
-        full = name if "." in name or not space else f"{space}.{name}"
+        full, space = _full_name(schema, namespace)
         named[full] = None  # a recursive reference sees "no conversion" while it is built
         prepared = copy.copy(schema)
         fields = []
@@ -266,8 +263,7 @@ def _prepare(
     if kind == "bytes":
         return schema, _base64
     if kind == "fixed":
-        name = str(schema.get("name", ""))
-        named[name if "." in name or not namespace else f"{namespace}.{name}"] = _base64
+        named[_full_name(schema, namespace)[0]] = _base64
         return schema, _base64
     if kind == "enum":
         return schema, None
@@ -278,6 +274,20 @@ def _prepare(
 
 
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string", "bytes"))
+
+
+def _full_name(schema: dict[str, Any], namespace: str) -> tuple[str, str]:
+    """(full name, the namespace of the names inside it) of a named type, as the Avro
+    specification resolves them (and fastavro with it): a dotted name is full already; else
+    the type's own ``namespace`` attribute counts before the enclosing one. A later
+    reference by full name must find the same converter, or fastavro's plain value (raw
+    bytes, for a fixed) would reach the event."""
+    name = str(schema.get("name", ""))
+    if "." in name:
+        return name, name.rpartition(".")[0]
+    space = schema.get("namespace")
+    space = namespace if space is None else str(space)
+    return (f"{space}.{name}" if space else name), space
 
 
 def _prepare_union(

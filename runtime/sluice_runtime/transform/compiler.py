@@ -8,6 +8,7 @@ from typing import Any
 from sluice_runtime.config import Transform
 from sluice_runtime.errors import as_path
 from sluice_runtime.transform.context import TransformContext
+from sluice_runtime.transform.errors import RecordTransformError
 from sluice_runtime.transform.jsonpath import compile_jsonpath
 from sluice_runtime.transform.template import compile_template
 from sluice_runtime.transform.udf import compile_udf, load_udf_source
@@ -38,7 +39,12 @@ def compile_transform(
         select = compile_jsonpath(spec.json_path, (*at, "jsonPath")).select
 
         def json_path(envelope: dict[str, Any]) -> list[Any]:
-            return [select(envelope)]
+            selected = select(envelope)
+            if type(selected) is bytes:
+                # Bytes as event data mean JSON text already (records.JsonText): a decoder
+                # that left binary data unmapped must not have it written into a request.
+                raise RecordTransformError("the path selects binary data, not a JSON value")
+            return [selected]
 
         return json_path
     if spec.template is not None:
