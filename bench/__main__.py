@@ -35,6 +35,7 @@ ROWS = (
     "peers-batch1",
     "throughput-batch100-procs2",
     "throughput-udf-procs2",
+    "throughput-avro-procs2",
 )
 KAFKA_ROWS = frozenset(ROWS[:8]) | {
     "throughput-avro",
@@ -42,6 +43,7 @@ KAFKA_ROWS = frozenset(ROWS[:8]) | {
     "peers-batch1",
     "throughput-batch100-procs2",
     "throughput-udf-procs2",
+    "throughput-avro-procs2",
 }
 TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100": (Target(">=", 150_000), "records/s"),
@@ -49,6 +51,7 @@ TARGETS = {  # for rows that fail before they say so themselves
     "throughput-batch100-procs2": (Target(">=", 150_000), "records/s"),
     "throughput-udf-procs2": (Target(">=", 80_000), "records/s"),
     "throughput-avro": (Target(">=", 100_000), "records/s"),
+    "throughput-avro-procs2": (Target(">=", 100_000), "records/s"),
     "latency-realtime": (Target("<", 20.0), "ms"),
     "memory-slow-sink": (Target("<", 256.0), "MB"),
     "memory-large-records": (Target("<", 256.0), "MB"),
@@ -272,6 +275,8 @@ def _run_kafka_rows(
                             return avro_row(ctx, registry_url, 30_000 if args.quick else 200_000)
 
                     attempt("throughput-avro", avro)
+                if "throughput-avro-procs2" in names:
+                    attempt("throughput-avro-procs2", functools.partial(_avro_processes, ctx, args))
                 if "latency-realtime" in names:
                     attempt("latency-realtime", lambda: latency_row(ctx))
                 if "memory-slow-sink" in names:
@@ -324,6 +329,34 @@ def _processes(
         TARGETS[f"{base}-procs2"][0],
         extra,
     )
+
+
+def _avro_processes(ctx: Context, args: argparse.Namespace) -> Row:
+    from bench.pod_processes import processes_row
+    from bench.schemas import (
+        FILTER,
+        avro_source,
+        avro_values,
+        register_view_schema,
+        schema_registry,
+    )
+
+    records = 400_000 if args.quick else 1_000_000
+    with schema_registry(_log) as registry_url:
+        return processes_row(
+            ctx,
+            "throughput-avro-procs2",
+            f"throughput-avro's records and filter ({records:,} Avro records, 8 partitions)"
+            " through one runtime process and through two in the pod"
+            " (scaling.processesPerReplica: 2), side by side in each run; records/s once the"
+            " group settled; the headline is two processes",
+            records,
+            {"maxMessages": 100, "maxInterval": "100ms"},
+            TARGETS["throughput-avro-procs2"][0],
+            {"filter": FILTER},
+            avro_source(registry_url),
+            avro_values(register_view_schema(registry_url)),
+        )
 
 
 def _raise(error: BenchError) -> Row:

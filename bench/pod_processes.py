@@ -18,6 +18,7 @@ processes and their UDF workers): what the pod would use.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.kafka import wide_value
@@ -52,10 +53,13 @@ def settled_pass(
     records: int,
     window: dict[str, Any],
     extra: dict[str, Any] | None,
+    source_extra: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     with (
         function_server(ctx, tag) as (function, url),
-        start_runtime(ctx, tag, topic, url, window, extra=extra) as runtime,
+        start_runtime(
+            ctx, tag, topic, url, window, extra=extra, source_extra=source_extra
+        ) as runtime,
     ):
         runtime.expect(f"assigned {PARTITIONS}", 60)
         settled_at = time.time()
@@ -94,24 +98,33 @@ def processes_row(
     window: dict[str, Any],
     target: Target | None,
     extra: dict[str, Any] | None = None,
+    source_extra: dict[str, Any] | None = None,
+    value: Callable[[int, int], bytes] = wide_value,
 ) -> Row:
+    """``value(i, now_ms)`` makes the i-th record's value (the JSON of throughput-batch100
+    unless told); ``source_extra`` goes into source.kafka (a value format, a registry)."""
     row = Row(name, description, "records_per_s", "records/s", target, also=ALSO)
     row.details.update(
         window=window,
         spec=extra or {},
+        source=source_extra or {},
         records=records,
         partitions=PARTITIONS,
         processes=PROCESSES,
     )
     topic = ctx.kafka.create_topic(PARTITIONS, prefix=f"bench-{name}")
     ctx.log(f"  producing {records:,} keyed records to {topic} ({PARTITIONS} partitions)")
-    produced = ctx.kafka.produce_bulk(topic, records, wide_value)
+    produced = ctx.kafka.produce_bulk(topic, records, value)
     ctx.log(f"  produced in {produced.seconds:.1f}s ({produced.rate:,.0f}/s)")
     for index in range(ctx.repeat):
-        one = settled_pass(ctx, f"{name}-{index + 1}-p1", topic, records, window, extra)
+        one = settled_pass(
+            ctx, f"{name}-{index + 1}-p1", topic, records, window, extra, source_extra
+        )
         _progress(ctx, f"run {index + 1}/{ctx.repeat}, 1 process", one)
         spec = {**(extra or {}), "scaling": {"processesPerReplica": PROCESSES}}
-        two = settled_pass(ctx, f"{name}-{index + 1}-p2", topic, records, window, spec)
+        two = settled_pass(
+            ctx, f"{name}-{index + 1}-p2", topic, records, window, spec, source_extra
+        )
         _progress(ctx, f"run {index + 1}/{ctx.repeat}, {PROCESSES} processes", two)
         two["one_process_records_per_s"] = one["records_per_s"]
         two["one_process_cpu_us_per_record"] = one["runtime_cpu_us_per_record"]

@@ -109,6 +109,19 @@ def avro_values(schema_id: int) -> Callable[[int, int], bytes]:
     return make
 
 
+def register_view_schema(registry_url: str) -> int:
+    """The id of VIEW_SCHEMA in the registry, under a subject of this bench process."""
+    with SchemaRegistryClient({"url": registry_url}) as client:
+        subject = f"bench-avro-{os.getpid()}-value"
+        schema_id: int = client.register_schema(subject, Schema(json.dumps(VIEW_SCHEMA), "AVRO"))
+    return schema_id
+
+
+def avro_source(registry_url: str) -> dict[str, Any]:
+    """source.kafka for the Avro rows: values in the registry's wire format."""
+    return {"valueFormat": "avro", "schemaRegistry": {"url": registry_url}}
+
+
 def avro_row(ctx: Context, registry_url: str, records: int) -> Row:
     window = {"maxMessages": 100, "maxInterval": "100ms"}
     also = {**THROUGHPUT_ALSO, "pass_through_records_per_s": ("pass-through", "records/s")}
@@ -123,9 +136,7 @@ def avro_row(ctx: Context, registry_url: str, records: int) -> Row:
         TARGET,
         also=also,
     )
-    with SchemaRegistryClient({"url": registry_url}) as client:
-        subject = f"bench-avro-{os.getpid()}-value"
-        schema_id = client.register_schema(subject, Schema(json.dumps(VIEW_SCHEMA), "AVRO"))
+    schema_id = register_view_schema(registry_url)
     avro_topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-avro")
     json_topic = ctx.kafka.create_topic(PARTITIONS, prefix="bench-avro-json")
     ctx.log(f"  producing {records:,} Avro and {records:,} JSON records")
@@ -149,10 +160,7 @@ def avro_row(ctx: Context, registry_url: str, records: int) -> Row:
             records,
             window,
             extra=avro_spec,
-            source_extra={
-                "valueFormat": "avro",
-                "schemaRegistry": {"url": registry_url},
-            },
+            source_extra=avro_source(registry_url),
         )
         figures["pass_through_records_per_s"] = through["records_per_s"]
         row.runs.append(figures)
