@@ -118,19 +118,16 @@ def chunk_answer(process: Callable[[Record], Any], chunk: list[tuple[Any, ...]])
     events = bytearray()
     lengths: list[int] = []
     answers: list[bytes] | None = None
-    dumps, non_str_keys = orjson.dumps, orjson.OPT_NON_STR_KEYS
+    non_str_keys = orjson.OPT_NON_STR_KEYS
     for fields in chunk:
         processed = process(Record(*fields))
         if answers is None:
             if type(processed) is list and len(processed) == 1:
                 try:
-                    event = dumps(processed[0], option=non_str_keys)
+                    event = exact_dumps(processed[0], non_str_keys)
                 except TypeError:
-                    try:
-                        event = exact_dumps(processed[0], non_str_keys)  # wide integers
-                    except TypeError:
-                        event = None  # _answer reports it as this record's failure
-                if event is not None:
+                    pass  # _answer reports it as this record's failure
+                else:
                     lengths.append(len(event))
                     events += event
                     continue
@@ -146,9 +143,14 @@ def _one_event_answers(events: bytearray, lengths: list[int]) -> list[bytes]:
     answers = []
     start = 0
     for length in lengths:
-        answers.append(_ONE_EVENT + LENGTH.pack(length) + events[start : start + length])
+        answers.append(_one_event(bytes(events[start : start + length])))
         start += length
     return answers
+
+
+def _one_event(encoded: bytes) -> bytes:
+    """A record's answer of exactly one event."""
+    return _ONE_EVENT + LENGTH.pack(len(encoded)) + encoded
 
 
 def _answer(processed: Any) -> bytes:
@@ -156,8 +158,7 @@ def _answer(processed: Any) -> bytes:
         return _failure(processed.stage, processed.reason)
     try:
         if len(processed) == 1:  # the common case, kept short
-            encoded = exact_dumps(processed[0], orjson.OPT_NON_STR_KEYS)
-            return _ONE_EVENT + LENGTH.pack(len(encoded)) + encoded
+            return _one_event(exact_dumps(processed[0], orjson.OPT_NON_STR_KEYS))
         parts = [b"\x00", LENGTH.pack(len(processed))]
         for event in processed:
             encoded = exact_dumps(event, orjson.OPT_NON_STR_KEYS)
