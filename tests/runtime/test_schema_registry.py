@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +23,19 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import (
+    any_pb2,
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    struct_pb2,
+    timestamp_pb2,
+)
+from google.type import money_pb2
 
 from testkit.function_server import FunctionServer, ThreadedFunctionServer
 from tests.support import (
+    RuntimeProcess,
     RuntimeThread,
     committed,
     connector_manifest,
@@ -512,3 +522,93 @@ def test_a_protobuf_schema_held_as_proto_text_fails_its_records_by_name(
     assert headers["sluice.error.reason"].startswith(
         f"DESERIALIZATION_ERROR: schema {schema_id} is .proto text"
     )
+
+
+def _payment_classes() -> tuple[Any, Any]:
+    """shop.Payment {id, placed: Timestamp, price: google.type.Money, detail: Any} and
+    shop.Refund, in a pool of their own, as a producer's generated code would define them."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="shop/payment.proto",
+        package="shop",
+        syntax="proto3",
+        dependency=[
+            "google/protobuf/timestamp.proto",
+            "google/type/money.proto",
+            "google/protobuf/any.proto",
+        ],
+    )
+    payment = file.message_type.add(name="Payment")
+    for number, (name, kind, type_name) in enumerate(
+        (
+            ("id", field.TYPE_STRING, None),
+            ("placed", field.TYPE_MESSAGE, ".google.protobuf.Timestamp"),
+            ("price", field.TYPE_MESSAGE, ".google.type.Money"),
+            ("detail", field.TYPE_MESSAGE, ".google.protobuf.Any"),
+        ),
+        start=1,
+    ):
+        payment.field.add(name=name, number=number, type=kind, label=field.LABEL_OPTIONAL)
+        if type_name:
+            payment.field[-1].type_name = type_name
+    refund = file.message_type.add(name="Refund")
+    refund.field.add(name="reason", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    for known in (timestamp_pb2, money_pb2, any_pb2):
+        pool.AddSerializedFile(known.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Payment")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Refund")),
+    )
+
+
+def test_protobuf_well_known_types_decode_in_a_runtime_process_of_their_own(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """The serializer registers no reference for google/protobuf/* or google/type/*: the
+    runtime must carry them itself. Run as `sluice run` (a process that has not imported
+    them, unlike this test's), with an Any packing a message of the record's own schema."""
+    topic = make_topic()
+    payment_class, refund_class = _payment_classes()
+    encode = encoder(ProtobufSerializer(payment_class, registry, {"use.deprecated.format": False}))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    records: list[tuple[bytes | str | None, bytes | str]] = []
+    for i in range(4):
+        payment = payment_class(id=f"p{i}")
+        payment.placed.FromSeconds(1_764_633_598 + i)
+        payment.price.currency_code = "EUR" if i % 2 else "USD"
+        payment.price.units = 10 + i
+        payment.detail.Pack(refund_class(reason=f"r{i}"))
+        records.append((None, encode(payment, ctx)))
+    produce(kafka_bootstrap, topic, records)
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "proto-wkt",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            filter={"pattern": {"value": {"price": {"currency_code": ["EUR"]}}}},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+        )
+        kafka = manifest["spec"]["source"]["kafka"]
+        kafka.update(valueFormat="protobuf", schemaRegistry={"url": schema_registry})
+        runtime = RuntimeProcess(manifest, tmp_path).start()
+        try:
+            wait_for(_has_events(function, 2), 60, "the two euro payments")
+        finally:
+            runtime.terminate()
+        values = [e["data"]["value"] for e in function.events()]
+    assert values == [
+        {
+            "id": f"p{i}",
+            "placed": placed,
+            "price": {"currency_code": "EUR", "units": 10 + i, "nanos": 0},
+            "detail": {"@type": "type.googleapis.com/shop.Refund", "reason": f"r{i}"},
+        }
+        for i, placed in ((1, "2025-12-01T23:59:59Z"), (3, "2025-12-02T00:00:01Z"))
+    ], (values, (tmp_path / "runtime.log").read_text()[-2000:])

@@ -18,11 +18,13 @@ well-known types as the mapping says: Timestamp → "2026-12-01T23:59:58.250Z", 
 from __future__ import annotations
 
 import base64
+import functools
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, FileDescriptor
 
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DESERIALIZATION_ERROR, DecodeError
@@ -59,6 +61,14 @@ def compile_protobuf(schema: RegistrySchema, schema_id: int) -> Decoder:
         try:
             indexes, start = _message_indexes(payload)
             message = message_class(indexes)(payload[start:])
+            # An Any's @type is looked up in the schema's own pool, not the process's.
+            return json_format.MessageToDict(
+                message,
+                always_print_fields_with_no_presence=True,
+                preserving_proto_field_name=True,
+                unquote_int64_if_possible=True,
+                descriptor_pool=pool,
+            )
         except DecodeError:
             raise
         except Exception as error:
@@ -67,12 +77,6 @@ def compile_protobuf(schema: RegistrySchema, schema_id: int) -> Decoder:
                 f"the payload does not decode with Protobuf schema {schema_id}: "
                 f"{type(error).__name__}: {error}",
             ) from None
-        return json_format.MessageToDict(
-            message,
-            always_print_fields_with_no_presence=True,
-            preserving_proto_field_name=True,
-            unquote_int64_if_possible=True,
-        )
 
     return decode
 
@@ -93,23 +97,86 @@ def _add_file(
         if referenced is not None:
             _add_file(pool, referenced, schema_id, added)
             continue
-        # Well-known types (google/protobuf/*.proto) are not registered by the serializers:
-        # the protobuf runtime carries them.
-        try:
-            known = descriptor_pool.Default().FindFileByName(dependency)
-        except KeyError:
+        # Well-known types are not registered by the serializers: the reader carries them.
+        known = _well_known_files().get(dependency)
+        if known is None:
             raise DecodeError(
                 DESERIALIZATION_ERROR,
                 f"schema {schema_id} imports {dependency}, which is neither a reference "
                 "nor a well-known type",
-            ) from None
-        known_proto = descriptor_pb2.FileDescriptorProto()
-        known.CopyToProto(known_proto)
-        added[dependency] = known_proto
-        pool.Add(known_proto)
+            )
+        _add_well_known(pool, known, added)
     pool.Add(file_proto)
     added[file_proto.name] = file_proto
     return file_proto
+
+
+_WELL_KNOWN_MODULES = (
+    "google.protobuf.any_pb2",
+    "google.protobuf.api_pb2",
+    "google.protobuf.descriptor_pb2",
+    "google.protobuf.duration_pb2",
+    "google.protobuf.empty_pb2",
+    "google.protobuf.field_mask_pb2",
+    "google.protobuf.source_context_pb2",
+    "google.protobuf.struct_pb2",
+    "google.protobuf.timestamp_pb2",
+    "google.protobuf.type_pb2",
+    "google.protobuf.wrappers_pb2",
+    "google.type.calendar_period_pb2",
+    "google.type.color_pb2",
+    "google.type.date_pb2",
+    "google.type.datetime_pb2",
+    "google.type.dayofweek_pb2",
+    "google.type.decimal_pb2",
+    "google.type.expr_pb2",
+    "google.type.fraction_pb2",
+    "google.type.interval_pb2",
+    "google.type.latlng_pb2",
+    "google.type.localized_text_pb2",
+    "google.type.money_pb2",
+    "google.type.month_pb2",
+    "google.type.phone_number_pb2",
+    "google.type.postal_address_pb2",
+    "google.type.quaternion_pb2",
+    "google.type.timeofday_pb2",
+    "confluent_kafka.schema_registry.confluent.meta_pb2",
+    "confluent_kafka.schema_registry.confluent.type.decimal_pb2",
+    "confluent_kafka.schema_registry.confluent.types.decimal_pb2",
+)
+"""The files confluent-kafka's Protobuf serializer never registers as references
+(google/protobuf/*, google/type/* and confluent/*), so its reader carries them: the same
+list. They are imported here by name, never looked up in the process's default pool, which
+holds only what some module happened to import."""
+
+
+@functools.cache
+def _well_known_files() -> dict[str, FileDescriptor]:
+    files: dict[str, FileDescriptor] = {}
+    for module_name in _WELL_KNOWN_MODULES:
+        try:
+            descriptor: FileDescriptor = importlib.import_module(module_name).DESCRIPTOR
+        except ImportError:  # pragma: no cover - each ships with a runtime dependency
+            continue
+        files[descriptor.name] = descriptor
+    return files
+
+
+def _add_well_known(
+    pool: descriptor_pool.DescriptorPool,
+    known: FileDescriptor,
+    added: dict[str, descriptor_pb2.FileDescriptorProto],
+) -> None:
+    """A well-known file, after the well-known files it imports (api.proto imports
+    type.proto, which imports any.proto)."""
+    if known.name in added:
+        return
+    for dependency in known.dependencies:
+        _add_well_known(pool, dependency, added)
+    known_proto = descriptor_pb2.FileDescriptorProto()
+    known.CopyToProto(known_proto)
+    added[known.name] = known_proto
+    pool.Add(known_proto)
 
 
 def _file_proto(text: str, schema_id: int) -> descriptor_pb2.FileDescriptorProto:
@@ -129,7 +196,7 @@ def _message_at(top: Any, indexes: tuple[int, ...], schema_id: int) -> Descripto
     messages = list(top.values())
     descriptor: Descriptor | None = None
     for index in indexes:
-        if index >= len(messages):
+        if not 0 <= index < len(messages):
             raise DecodeError(
                 DESERIALIZATION_ERROR,
                 f"message index {list(indexes)} is not in Protobuf schema {schema_id}",
