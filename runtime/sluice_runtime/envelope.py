@@ -39,7 +39,7 @@ def decode_bytes(raw: bytes | None) -> tuple[Any, str]:
                 # orjson reads integers beyond 64 bits as floats: those records are parsed
                 # again, exactly (rare, and spotted for a fraction of the parse).
                 if may_hold_wide_integer(raw):
-                    value = exact_reparse(raw, value)
+                    value = exact_reparse(raw)
                 return value, "json"
     try:
         return raw.decode("utf-8"), "text"

@@ -56,18 +56,21 @@ def loads(raw: bytes | str) -> Any:
     data = raw.encode() if isinstance(raw, str) else raw
     if not may_hold_wide_integer(data):
         return value
-    return exact_reparse(data, value)
+    return exact_reparse(data)
 
 
-def exact_reparse(raw: bytes, parsed: Any) -> Any:
-    """``raw``, which orjson parsed into ``parsed``, parsed again by the standard library,
+def exact_reparse(raw: bytes) -> Any:
+    """``raw``, which orjson has parsed already, parsed again by the standard library,
     whose integers are exact. orjson already accepted the document, so it is UTF-8 without
-    NaN or Infinity and its integers are below 1e309; should the standard library still
-    refuse it (nesting near the recursion limit), orjson's reading is kept."""
+    NaN or Infinity and its integers are below 1e309. Should the standard library still
+    refuse it (nesting near the recursion limit), ValueError: orjson's reading has rounded
+    the integers, and a value that changes is worse than a record that fails."""
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
-        return parsed
+        raise ValueError(
+            "a document nested too deeply to read its integers beyond 64 bits exactly"
+        ) from None
 
 
 def dumps(value: Any, option: int | None = None) -> bytes:

@@ -612,3 +612,36 @@ def test_protobuf_well_known_types_decode_in_a_runtime_process_of_their_own(
         }
         for i, placed in ((1, "2025-12-01T23:59:59Z"), (3, "2025-12-02T00:00:01Z"))
     ], (values, (tmp_path / "runtime.log").read_text()[-2000:])
+
+
+def test_a_udf_sees_decoded_integers_beyond_64_bits_exactly(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+) -> None:
+    """Decoded records go to the UDF's worker as JSON text: wide integers written exactly
+    (they failed the record in stage decode)."""
+    topic = make_topic()
+    schema = json.dumps({"type": "object", "properties": {"account": {"type": "integer"}}})
+    # Written by hand: the serializer's own JSON writer refuses integers beyond 64 bits.
+    schema_id = registry.register_schema(f"{topic}-value", Schema(schema, "JSON"))
+    record = b"\x00" + schema_id.to_bytes(4, "big") + b'{"account": %d}' % (10**30 + 1)
+    produce(kafka_bootstrap, topic, [(None, record)])
+    udf = (
+        'def handle_message(event, context):\n    return {"next": event["value"]["account"] + 1}\n'
+    )
+    with ThreadedFunctionServer() as function:  # it parses bodies with exact integers
+        manifest = connector_manifest(
+            "json-schema-udf-wide",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            transform={"udf": {"source": udf}},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+        )
+        kafka = manifest["spec"]["source"]["kafka"]
+        kafka.update(valueFormat="json-schema", schemaRegistry={"url": schema_registry})
+        with RuntimeThread(manifest):
+            wait_for(_has_events(function, 1), 60, "the record")
+        assert [e["data"] for e in function.events()] == [{"next": 10**30 + 2}]

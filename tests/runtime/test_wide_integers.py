@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from testkit.function_server import ThreadedFunctionServer
-from tests.support import RuntimeThread, connector_manifest, produce, wait_for
+from tests.runtime.test_failure_handling import read_all
+from tests.support import RuntimeThread, committed, connector_manifest, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +84,36 @@ def test_pass_through_keeps_wide_integers(
         with RuntimeThread(manifest):
             wait_for(lambda: function.event_count >= 1, 30, "the record")
         assert [event["data"]["value"] for event in function.events()] == [WANTED]
+
+
+def test_a_wide_integer_too_deep_to_read_exactly_fails_its_record_instead_of_changing(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """Nested near orjson's limit, the exact re-read refuses the document: the record goes
+    to the dead-letter queue as sent, never to the function with a rounded number."""
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    deep = b'{"id": 123456789012345678901234567890, "deep": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    produce(kafka_bootstrap, topic, [(b"deep", deep), (b"plain", RECORDS[2][1])])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "wide-deep",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            transform={"jsonPath": "$.value.id"},
+            window={"maxMessages": 10, "maxInterval": "100ms"},
+            delivery={"errorTolerance": "all", "deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        with RuntimeThread(manifest) as runtime:
+            wait_for(lambda: function.event_count >= 1, 30, "the plain record")
+            group = runtime.connector.consumer_group
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 2},
+                30,
+                "both records committed",
+            )
+        assert [event["data"] for event in function.events()] == [1]
+    [dead] = read_all(kafka_bootstrap, dlq, 1)
+    assert dead.value() == deep
+    headers = {name: value.decode() for name, value in dead.headers()}
+    assert "beyond 64 bits exactly" in headers["sluice.error.reason"], headers

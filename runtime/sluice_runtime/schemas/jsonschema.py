@@ -30,6 +30,13 @@ def compile_json_schema(schema: RegistrySchema, schema_id: int) -> Decoder:
                 DESERIALIZATION_ERROR,
                 f"the payload of JSON schema {schema_id} is not JSON: {error}",
             ) from None
-        return exact_reparse(payload, value) if may_hold_wide_integer(payload) else value
+        if not may_hold_wide_integer(payload):
+            return value
+        try:
+            return exact_reparse(payload)
+        except ValueError as error:
+            raise DecodeError(
+                DESERIALIZATION_ERROR, f"the payload of JSON schema {schema_id}: {error}"
+            ) from None
 
     return decode

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
-
 from sluice_runtime.config import Connector, KafkaSource
+from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.processors import ChunkProcessor, Processed, Processor
 from sluice_runtime.records import Record, RecordFailure
 from sluice_runtime.schemas.decoder import RecordDecoder, SchemaNotCached, compiler_for
@@ -79,8 +78,8 @@ def _fetcher(decoder: RecordDecoder) -> Callable[[SchemaNotCached], Awaitable[No
 
 def _as_json(record: Record, decoder: RecordDecoder) -> Record:
     envelope = decoder.envelope(record)
-    key = None if record.key is None else orjson.dumps(envelope["key"])
-    value = None if record.value is None else orjson.dumps(envelope["value"])
+    key = None if record.key is None else exact_dumps(envelope["key"])
+    value = None if record.value is None else exact_dumps(envelope["value"])
     return Record(
         record.topic,
         record.partition,
