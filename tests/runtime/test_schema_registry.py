@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
 import json
 import select
 import socket
@@ -16,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -645,3 +647,87 @@ def test_a_udf_sees_decoded_integers_beyond_64_bits_exactly(
         with RuntimeThread(manifest):
             wait_for(_has_events(function, 1), 60, "the record")
         assert [e["data"] for e in function.events()] == [{"next": 10**30 + 2}]
+
+
+AVRO_V1_TEXT = json.dumps(ORDER_V1)
+BROKEN_ANSWERS: list[tuple[int, bytes]] = [
+    (200, json.dumps({"schema": AVRO_V1_TEXT, "references": [{"name": "x"}]}).encode()),
+    (200, json.dumps({"schema": AVRO_V1_TEXT, "references": "abc"}).encode()),
+    (200, json.dumps({"schema": AVRO_V1_TEXT, "references": [None]}).encode()),
+    (200, b'{"schema": "x", "z": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    (200, b'{"schema": "' + b"x" * (9 * 1024 * 1024) + b'"}'),
+    (404, b'{"error_code": 404, "message": "no such path"}'),  # a wrong path, not a schema
+]
+
+
+class BrokenThenRealRegistry(http.server.ThreadingHTTPServer):
+    """Answers the first requests with what no registry should send, then forwards each
+    request to the real registry."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.broken = list(BROKEN_ANSWERS)
+        super().__init__(("127.0.0.1", 0), _BrokenThenReal)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _BrokenThenReal(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        assert isinstance(self.server, BrokenThenRealRegistry)
+        if self.server.broken:
+            status, body = self.server.broken.pop(0)
+        else:
+            answer = httpx.get(self.server.upstream + self.path)
+            status, body = answer.status_code, answer.content
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_broken_registry_answers_hold_the_records_and_never_stop_the_runtime(
+    kafka_bootstrap: str,
+    schema_registry: str,
+    registry: SchemaRegistryClient,
+    make_topic: Callable[..., str],
+) -> None:
+    """Malformed references, a body nested 100,000 deep, 9 MB of schema, a 404 that is not
+    the API's "not found": each is an outage (logged, retried, the record waits), never a
+    crash loop and never a record failed for the registry's fault."""
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    values = serializer(registry, ORDER_V1)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    produce(kafka_bootstrap, topic, [(None, values(order(i, "PAID"), ctx)) for i in range(5)])
+    server = BrokenThenRealRegistry(schema_registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with ThreadedFunctionServer() as function:
+            manifest = connector_manifest(
+                "registry-broken",
+                kafka_bootstrap,
+                topic,
+                function.url,
+                window={"maxMessages": 100, "maxInterval": "100ms"},
+                delivery={"errorTolerance": "all", "deadLetter": {"kafka": {"topic": dlq}}},
+            )
+            kafka = manifest["spec"]["source"]["kafka"]
+            kafka.update(valueFormat="avro", schemaRegistry={"url": server.url})
+            with RuntimeThread(manifest) as runtime:
+                wait_for(lambda: function.event_count >= 5, 90, "every record once it answers")
+                assert not server.broken
+                assert not runtime.runtime.stopping.is_set()
+            ids = [e["data"]["value"]["id"] for e in function.events()]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ids == [f"o{i}" for i in range(5)]
+    assert read_all(kafka_bootstrap, dlq, 1, timeout=2) == []

@@ -9,13 +9,17 @@ and never on the event loop. A registry that cannot be reached, or answers with 
 other than "no such schema", is retried with a bounded backoff for as long as it takes: the
 record waits (and so does its partition), it is never failed for an outage, and no offset is
 committed past it. Only a schema the registry says does not exist fails the record
-(SCHEMA_NOT_FOUND); that answer is remembered for a short while, then asked again, so a
-schema registered late is found.
+(SCHEMA_NOT_FOUND: a 404 with one of the registry API's "not found" error codes, so a
+wrong URL path is an outage, not a missing schema); that answer is remembered for a short
+while, then asked again, so a schema registered late is found. An answer that is not what
+the API promises (malformed, too large, nested too deeply) is treated as an outage too:
+it is logged and retried, and never stops the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import ssl
@@ -41,6 +45,10 @@ RETRY_MAX: Final = 15.0
 """Backoff between attempts while the registry is unreachable: doubling, capped here."""
 NOT_FOUND_TTL: Final = 30.0
 """How long "no such schema" is believed before the registry is asked again."""
+MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
+"""The most read of one registry answer: a schema is kilobytes, so more is a broken answer."""
+_NOT_FOUND_CODES: Final = frozenset({40401, 40402, 40403})
+"""The registry API's error codes for no such subject, version and schema."""
 
 _ENV = {key: variable for variable, key in SCHEMA_REGISTRY_SECRET_KEYS.items()}
 
@@ -130,7 +138,9 @@ class Registry:
             try:
                 await asyncio.to_thread(self.resolve, fmt, schema_id, compile_schema)
                 return
-            except RegistryUnavailable as error:
+            except Exception as error:
+                # RegistryUnavailable, or an answer this client did not foresee: either way
+                # the record waits, and the runtime goes on.
                 log.warning(
                     "Schema registry unavailable fetching schema %d (%s); retrying in %.1fs, "
                     "the record waits",
@@ -152,37 +162,51 @@ class Registry:
             return known
         query = "?format=serialized" if serialized else ""
         body = self._get(f"/schemas/ids/{schema_id}{query}", f"schema id {schema_id}")
-        schema = self._with_references(body, query, depth=0)
+        schema = self._with_references(body, query, depth=0, fetched={})
         self._schemas[schema_id, serialized] = schema
         return schema
 
-    def _with_references(self, body: dict[str, Any], query: str, depth: int) -> RegistrySchema:
+    def _with_references(
+        self,
+        body: dict[str, Any],
+        query: str,
+        depth: int,
+        fetched: dict[tuple[str, int], RegistrySchema],
+    ) -> RegistrySchema:
+        """The schema in ``body`` with the schemas it references. ``fetched`` holds those
+        already read for this schema id: references that share a schema (a diamond) fetch
+        it once, so a chain of diamonds costs requests in its length, not 2 ** length."""
         if depth > 16:
             raise DecodeError(SCHEMA_NOT_FOUND, "schema references nest more than 16 deep")
         references: dict[str, RegistrySchema] = {}
-        for reference in body.get("references") or []:
-            subject, version = str(reference["subject"]), reference["version"]
-            referenced = self._get(
-                f"/subjects/{quote(subject, safe='')}/versions/{version}{query}",
-                f"referenced schema {subject} version {version}",
-            )
-            references[str(reference["name"])] = self._with_references(referenced, query, depth + 1)
-        return RegistrySchema(
-            str(body.get("schemaType") or "AVRO"), str(body["schema"]), references
-        )
+        for name, subject, version in _references(body):
+            known = fetched.get((subject, version))
+            if known is None:
+                referenced = self._get(
+                    f"/subjects/{quote(subject, safe='')}/versions/{version}{query}",
+                    f"referenced schema {subject} version {version}",
+                )
+                known = self._with_references(referenced, query, depth + 1, fetched)
+                fetched[subject, version] = known
+            references[name] = known
+        schema_type = body.get("schemaType") or "AVRO"
+        if not isinstance(schema_type, str):
+            raise RegistryUnavailable(f"an answer whose schemaType is {schema_type!r}")
+        return RegistrySchema(schema_type, body["schema"], references)
 
     def _get(self, path: str, what: str) -> dict[str, Any]:
         try:
-            response = self._http().get(self.url + path)
-        except httpx.HTTPError as error:
+            with self._http().stream("GET", self.url + path) as response:
+                raw = _read_capped(response, what)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise RegistryUnavailable(f"{type(error).__name__}: {error}") from None
-        if response.status_code == 404:
+        if response.status_code == 404 and _error_code(raw) in _NOT_FOUND_CODES:
             raise DecodeError(SCHEMA_NOT_FOUND, f"the registry holds no {what}")
         if response.status_code != 200:
             raise RegistryUnavailable(f"HTTP {response.status_code} for {what}")
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             raise RegistryUnavailable(f"an answer for {what} that is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
             raise RegistryUnavailable(f"an answer for {what} without a schema")
@@ -229,3 +253,42 @@ class Registry:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _read_capped(response: httpx.Response, what: str) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise RegistryUnavailable(f"an answer for {what} over {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
+
+
+def _error_code(raw: bytes) -> object:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return body.get("error_code") if isinstance(body, dict) else None
+
+
+def _references(body: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(name, subject, version) of each reference in a registry answer, checked: the answer
+    comes from the network, and a malformed one must not become a crash or a URL."""
+    references = body.get("references") or []
+    if not isinstance(references, list):
+        raise RegistryUnavailable(f"an answer whose references are {type(references).__name__}")
+    checked = []
+    for reference in references:
+        if not isinstance(reference, dict):
+            raise RegistryUnavailable(f"an answer with a reference {reference!r:.100}")
+        name, subject, version = (reference.get(k) for k in ("name", "subject", "version"))
+        if (
+            not isinstance(name, str)
+            or not isinstance(subject, str)
+            or not isinstance(version, int)
+            or isinstance(version, bool)
+        ):
+            raise RegistryUnavailable(f"an answer with a reference {reference!r:.100}")
+        checked.append((name, subject, version))
+    return checked
