@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice_runtime.schemas.avro import _generated_reader, compile_avro
-from sluice_runtime.schemas.avro_reader import MAX_EMPTY_ITEMS
+from sluice_runtime.schemas.avro_reader import MAX_DECIMAL_BYTES, empty_items_room
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DecodeError
 
@@ -248,13 +248,18 @@ def zigzag(value: int) -> bytes:
 
 def test_counts_are_refused_before_anything_is_made_for_them() -> None:
     """A count is all it costs to claim items that take no bytes (nulls, empty records):
-    a payload may claim MAX_EMPTY_ITEMS of them in all, in any number of blocks or arrays;
-    items that take bytes may not outnumber the bytes left."""
+    a payload may claim a number of them that grows with its size (empty_items_room), in
+    any number of blocks or arrays; items that take bytes may not outnumber the bytes left."""
     nulls = compile_avro(RegistrySchema("AVRO", json.dumps({"type": "array", "items": "null"})), 1)
     assert nulls(zigzag(3) + zigzag(0)) == [None, None, None]
-    half = MAX_EMPTY_ITEMS // 2 + 1
-    with pytest.raises(DecodeError, match=f"more than {MAX_EMPTY_ITEMS} items of no bytes"):
-        nulls(zigzag(half) + zigzag(half) + zigzag(0))  # two blocks
+    allowed = empty_items_room(5)  # each payload below is 5 bytes: two blocks and the end
+    half = allowed // 2
+    assert len(nulls(zigzag(half) + zigzag(allowed - half) + zigzag(0))) == allowed
+    too_many = zigzag(half) + zigzag(allowed - half + 1) + zigzag(0)
+    assert len(too_many) == 5
+    with pytest.raises(DecodeError, match=f"more than {allowed} items of no bytes"):
+        nulls(too_many)
+    assert empty_items_room(9) < 20_000  # nine bytes claim at most a few MB, not 180 MB
     empty = {"type": "record", "name": "Empty", "fields": []}
     nested = {
         "type": "array",
@@ -265,7 +270,8 @@ def test_counts_are_refused_before_anything_is_made_for_them() -> None:
         },
     }
     holders = compile_avro(RegistrySchema("AVRO", json.dumps(nested)), 1)
-    claim = zigzag(half) + zigzag(0)  # one holder's array: half the bound, in a few bytes
+    # One holder's array: over half the bound of the 8-byte payload, in three bytes.
+    claim = zigzag(empty_items_room(8) // 2 + 1) + zigzag(0)
     with pytest.raises(DecodeError, match="items of no bytes"):
         holders(zigzag(2) + claim + claim + zigzag(0))  # spread over arrays
     # An empty record named again beside its definition takes no bytes either: ten of them
@@ -306,3 +312,29 @@ def test_counts_are_refused_before_anything_is_made_for_them() -> None:
     )
     with pytest.raises(DecodeError, match="1000 items in 1 bytes"):
         strings(zigzag(1000) + zigzag(0))
+
+
+DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 4000}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "branch"),
+    [
+        pytest.param(DECIMAL, b"", id="generated"),
+        # A union of several types with a logical type inside: the shape left to fastavro,
+        # walked by the checking reader first.
+        pytest.param(["null", "string", DECIMAL], zigzag(2), id="fastavro"),
+    ],
+)
+def test_a_decimal_longer_than_the_bound_fails_before_its_digits_are_made(
+    field_type: Any, branch: bytes
+) -> None:
+    """Digits cost time in the square of the length (400 KB took 27 s): 1,024 bytes are
+    read, a byte more is the record's DESERIALIZATION_ERROR, at once."""
+    schema = {"type": "record", "name": "Price", "fields": [{"name": "amount", "type": field_type}]}
+    decode = compile_avro(RegistrySchema("AVRO", json.dumps(schema)), 1)
+    longest = b"\x00" * (MAX_DECIMAL_BYTES - 1) + b"\x07"
+    assert decode(branch + zigzag(len(longest)) + longest) == {"amount": "7"}
+    too_long = b"\x00" * 400_000 + b"\x07"
+    with pytest.raises(DecodeError, match="a decimal of 400001 bytes"):
+        decode(branch + zigzag(len(too_long)) + too_long)

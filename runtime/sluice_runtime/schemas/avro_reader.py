@@ -32,9 +32,23 @@ Reader = Callable[[bytes, int], tuple[Any, int]]
 
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string", "bytes"))
 _U64 = (1 << 64) - 1
-MAX_EMPTY_ITEMS = 1_000_000
+MAX_EMPTY_ITEMS = 100_000
+EMPTY_ITEMS_FREE = 10_000
+EMPTY_ITEMS_PER_BYTE = 4
 """Items that take no bytes (nulls, empty records) in one payload, at most: a count is all
-it costs to claim them, so without a bound a few bytes could claim any memory."""
+it costs to claim them, so without a bound a few bytes could claim any memory (each costs
+about 200 bytes decoded). The bound grows with the payload, from EMPTY_ITEMS_FREE plus
+EMPTY_ITEMS_PER_BYTE a byte up to MAX_EMPTY_ITEMS, so nine bytes cannot claim 180 MB."""
+
+
+def empty_items_room(payload_size: int) -> int:
+    """How many items of no bytes a payload of ``payload_size`` bytes may hold."""
+    return min(MAX_EMPTY_ITEMS, EMPTY_ITEMS_FREE + EMPTY_ITEMS_PER_BYTE * payload_size)
+
+
+MAX_DECIMAL_BYTES = 1024
+"""The longest decimal read (2,466 digits): turning an integer into a decimal takes time
+that grows with the square of its length (400 KB took 27 s of the event loop)."""
 
 
 class Unsupported(Exception):
@@ -83,13 +97,20 @@ def decimal_of(schema: dict[str, Any]) -> Convert:
     context = Context(prec=precision)
 
     def convert(data: bytes) -> str:
-        unscaled = int.from_bytes(data, byteorder="big", signed=True)
+        unscaled = int.from_bytes(_decimal_bytes(data), byteorder="big", signed=True)
         return str(context.create_decimal(unscaled).scaleb(-scale, context))
 
     return convert
 
 
+def _decimal_bytes(data: bytes) -> bytes:
+    if len(data) > MAX_DECIMAL_BYTES:
+        raise MalformedAvro(f"a decimal of {len(data)} bytes (at most {MAX_DECIMAL_BYTES})")
+    return data
+
+
 _BASE_NAMES = {
+    "_decimal_bytes": _decimal_bytes,
     "_varint": _varint,
     "_short": _short,
     "_bad_index": _bad_index,
@@ -97,7 +118,7 @@ _BASE_NAMES = {
     "_f32": struct.Struct("<f").unpack_from,
     "_f64": struct.Struct("<d").unpack_from,
     "MalformedAvro": MalformedAvro,
-    "MAX_EMPTY_ITEMS": MAX_EMPTY_ITEMS,
+    "empty_items_room": empty_items_room,
 }
 
 
@@ -141,6 +162,8 @@ class _Generator:
         kind = schema.get("type")
         logical = schema.get("logicalType")
         if logical == "decimal" and kind in ("bytes", "fixed"):
+            if self.check_only:  # fastavro reads it next: only its length is checked here
+                return self.raw_bytes(schema, target, pad, "_decimal_bytes(buf[pos:end])")
             convert = self.constant(decimal_of(schema))
             return self.raw_bytes(schema, target, pad, f"{convert}(buf[pos:end])")
         if isinstance(logical, str) and logical in self.logical:
@@ -337,12 +360,14 @@ class _Generator:
         """The block loop of arrays and maps: a count (negative: a byte size follows), the
         items, until a count of 0. A count is checked before anything is made for it:
         against the bytes left when each item takes some, else against what is left of
-        MAX_EMPTY_ITEMS for the whole payload (``room``)."""
+        the payload's allowance (``room``, empty_items_room)."""
         if self.may_be_empty(item):
             check = [
                 "        room[0] -= count",
                 "        if room[0] < 0:",
-                "            raise MalformedAvro(f'more than {MAX_EMPTY_ITEMS} items of no bytes')",
+                "            raise MalformedAvro(",
+                "                f'more than {empty_items_room(len(buf))} items of no bytes'",
+                "                f' in a payload of {len(buf)} bytes')",
             ]
         else:
             check = [
@@ -401,7 +426,7 @@ def build_reader(
 
     ``check_only``: a reader of every schema, its values unmapped (logical types as their
     underlying type), run before fastavro reads a payload this module leaves to it: what
-    it refuses (more than MAX_EMPTY_ITEMS items of no bytes, counts beyond the bytes left)
+    it refuses (more items of no bytes than empty_items_room, counts beyond the bytes left)
     fastavro would make a list of, however long."""
     generator = _Generator(named, {} if check_only else logical)
     generator.check_only = check_only
@@ -415,7 +440,7 @@ def build_reader(
             "\n".join(
                 [
                     "def entry(buf, pos):",
-                    "    room = [MAX_EMPTY_ITEMS]",
+                    "    room = [empty_items_room(len(buf))]",
                     *lines,
                     "    return value, pos",
                 ]
