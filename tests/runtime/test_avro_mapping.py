@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -78,6 +79,18 @@ def round_trip(field_type: Any, value: Any) -> Any:
             "2026-12-01T23:59:58.250Z",
         ),
         (["string", "long"], 5, 5),
+        # What JSON cannot write, as the Protobuf JSON mapping writes it (JSON writers
+        # put null there): in a field, in an optional field and in a union.
+        ("double", math.nan, "NaN"),
+        ("float", -math.inf, "-Infinity"),
+        (["null", "double"], math.inf, "Infinity"),
+        (["string", "double", {"type": "int", "logicalType": "date"}], math.nan, "NaN"),
+        ("double", 1.5, 1.5),
+        (  # a uuid has no converter of its own: it stayed a UUID object, matched by no filter
+            ["null", "int", {"type": "string", "logicalType": "uuid"}],
+            uuid.UUID(int=7),
+            "00000000-0000-0000-0000-000000000007",
+        ),
     ],
 )
 def test_avro_values_map_to_json(field_type: Any, value: Any, expected: Any) -> None:

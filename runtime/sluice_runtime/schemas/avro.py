@@ -27,7 +27,7 @@ from uuid import UUID
 import fastavro
 import orjson
 
-from sluice_runtime.schemas.avro_reader import Reader, build_reader
+from sluice_runtime.schemas.avro_reader import Reader, build_reader, finite_or_text
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DESERIALIZATION_ERROR, DecodeError
 
@@ -221,6 +221,8 @@ def _prepare(
     if isinstance(schema, str):
         if schema == "bytes":
             return schema, _base64
+        if schema in ("float", "double"):
+            return schema, finite_or_text
         full = schema if "." in schema or not namespace else f"{namespace}.{schema}"
         for name in (full, schema):
             if name in named:
@@ -262,6 +264,8 @@ def _prepare(
         return {**schema, "values": read}, (None if entry is None else _each_value(entry))
     if kind == "bytes":
         return schema, _base64
+    if kind in ("float", "double"):
+        return schema, finite_or_text
     if kind == "fixed":
         named[_full_name(schema, namespace)[0]] = _base64
         return schema, _base64
@@ -300,9 +304,9 @@ def _prepare_union(
         reads = [read if index == others[0] else "null" for index in range(len(branches))]
         return reads, (None if convert is None else _unless_null(convert))
     # Several types: which one a value has, only the value tells. fastavro reads them with
-    # their logical types (as Python objects), mapped by their Python type.
-    if all(convert is None for _, convert in prepared):
-        return branches, None
+    # their logical types (as Python objects), mapped by their Python type. Always walked:
+    # a branch whose own converter is None may still hold a logical type fastavro turns
+    # into an object (a uuid string becomes a UUID, which no filter on its text matched).
     return branches, _walk
 
 
@@ -350,6 +354,8 @@ def _walk(value: Any) -> Any:
         return _base64(value)
     if isinstance(value, Decimal):
         return _decimal(value)
+    if isinstance(value, float):
+        return finite_or_text(value)
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, dt.datetime):

@@ -103,6 +103,16 @@ def decimal_of(schema: dict[str, Any]) -> Convert:
     return convert
 
 
+def finite_or_text(number: float) -> float | str:
+    """A float, or the Protobuf JSON mapping's text for what JSON cannot write ("NaN",
+    "Infinity", "-Infinity"): JSON writers put null there, which no one sent."""
+    if number - number == 0:
+        return number
+    if number != number:
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
+
+
 def _decimal_bytes(data: bytes) -> bytes:
     if len(data) > MAX_DECIMAL_BYTES:
         raise MalformedAvro(f"a decimal of {len(data)} bytes (at most {MAX_DECIMAL_BYTES})")
@@ -111,6 +121,7 @@ def _decimal_bytes(data: bytes) -> bytes:
 
 _BASE_NAMES = {
     "_decimal_bytes": _decimal_bytes,
+    "finite_or_text": finite_or_text,
     "_varint": _varint,
     "_short": _short,
     "_bad_index": _bad_index,
@@ -215,10 +226,14 @@ class _Generator:
             return self.sized(target, pad, "_base64(buf[pos:end])", "bytes")
         if kind == "boolean":
             return [f"{pad}{target} = buf[pos] != 0", f"{pad}pos += 1"]
-        if kind == "float":
-            return [f"{pad}{target} = _f32(buf, pos)[0]", f"{pad}pos += 4"]
-        if kind == "double":
-            return [f"{pad}{target} = _f64(buf, pos)[0]", f"{pad}pos += 8"]
+        if kind in ("float", "double"):
+            read, size = ("_f32", 4) if kind == "float" else ("_f64", 8)
+            return [
+                f"{pad}{target} = {read}(buf, pos)[0]",
+                f"{pad}pos += {size}",
+                f"{pad}if {target} - {target}:  # NaN or an infinity: not a JSON number",
+                f"{pad}    {target} = finite_or_text({target})",
+            ]
         if kind == "null":
             return [f"{pad}{target} = None"]
         raise Unsupported(f"type {kind!r}")
