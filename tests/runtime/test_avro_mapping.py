@@ -86,6 +86,13 @@ def round_trip(field_type: Any, value: Any) -> Any:
         (["null", "double"], math.inf, "Infinity"),
         (["string", "double", {"type": "int", "logicalType": "date"}], math.nan, "NaN"),
         ("double", 1.5, 1.5),
+        # In a union of several types the branch decides the mapping (fastavro's path had
+        # to guess from the Python object: nanoseconds stayed a number).
+        (
+            ["null", "string", {"type": "long", "logicalType": "timestamp-nanos"}],
+            1_764_633_598_250_000_001,
+            "2025-12-01T23:59:58.250000001Z",
+        ),
         (  # a uuid has no converter of its own: it stayed a UUID object, matched by no filter
             ["null", "int", {"type": "string", "logicalType": "uuid"}],
             uuid.UUID(int=7),
@@ -137,3 +144,31 @@ def test_payloads_that_do_not_fit_the_schema_fail_to_decode() -> None:
         decode_with_schema_text(schema, b"\x02a!")
     with pytest.raises(DecodeError, match="not a valid Avro schema"):
         decode_with_schema_text('{"type": "nope"}', b"")
+
+
+@pytest.mark.parametrize("union_first", [True, False], ids=["union-first", "field-first"])
+def test_a_record_with_a_logical_type_is_mapped_alike_in_a_union_and_by_name(
+    union_first: bool,
+) -> None:
+    """One record type, defined in a union of several types or in a plain field and named
+    in the other: the same mapping both times (one copy came out as a number, the other
+    failed the record)."""
+    moment = {
+        "type": "record",
+        "name": "Moment",
+        "fields": [{"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}],
+    }
+    union: list[Any] = ["null", "string", moment if union_first else "Moment"]
+    plain: Any = "Moment" if union_first else moment
+    fields = [{"name": "u", "type": union}, {"name": "p", "type": plain}]
+    if not union_first:
+        fields.reverse()
+    schema = {"type": "record", "name": "Top", "fields": fields}
+    payload = io.BytesIO()
+    at = {"at": MOMENT}
+    fastavro.schemaless_writer(payload, fastavro.parse_schema(schema), {"u": at, "p": at})
+    decoded = decode_with_schema_text(json.dumps(schema), payload.getvalue())
+    assert decoded == {
+        "u": {"at": "2026-12-01T23:59:58.250Z"},
+        "p": {"at": "2026-12-01T23:59:58.250Z"},
+    }

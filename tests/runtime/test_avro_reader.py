@@ -87,7 +87,10 @@ def avro_types(draw: st.DrawFn, depth: int, names: list[str], space: str = "gen"
             st.lists(st.sampled_from(PRIMITIVES), min_size=2, max_size=4, unique=True)
         )
         if draw(st.booleans()):
-            branches.append(dict(draw(st.sampled_from(LOGICAL[:3]))))
+            # Not timestamp-nanos: fastavro (1.13) has no such logical type, and in a union
+            # of several types its path cannot tell the int from a timestamp. Mapped in
+            # test_avro_mapping.py instead.
+            branches.append(dict(draw(st.sampled_from(LOGICAL[:2]))))
             branches = [b for b in branches if b != "long"]
         return branches
     if kind == "enum":
@@ -208,7 +211,9 @@ def test_recursive_types_decode_as_fastavro(schema: dict[str, Any], seed: int) -
 
 
 def test_the_generated_reader_is_used_where_it_reads_alike() -> None:
-    """Only a union of several types with a logical type inside is left to fastavro."""
+    """Every shape is read by the generated reader, a union of several types with a logical
+    type inside too: it knows the branch, so it maps the value as that branch says (the
+    fastavro path could only guess from the Python object)."""
     from sluice_runtime.schemas.avro import _generated_reader
 
     def reader_for(field_type: Any) -> object:
@@ -217,7 +222,7 @@ def test_the_generated_reader_is_used_where_it_reads_alike() -> None:
 
     assert reader_for({"type": "array", "items": ["null", LOGICAL[0]]}) is not None
     assert reader_for(["string", "long", "bytes"]) is not None
-    assert reader_for(["string", LOGICAL[0]]) is None
+    assert reader_for(["string", LOGICAL[0]]) is not None
 
 
 def test_names_and_symbols_from_the_schema_stay_data() -> None:
@@ -288,8 +293,8 @@ def test_counts_are_refused_before_anything_is_made_for_them() -> None:
         "first": {},
         "more": [{}] * 10,
     }
-    # A schema left to fastavro (a union of several types with a logical type) is held to
-    # the same bounds: fastavro alone would make a list of whatever count is claimed.
+    # A union of several types with a logical type, once left to fastavro, is generated
+    # too, within the same bounds.
     mixed = {
         "type": "record",
         "name": "Mixed",
@@ -298,9 +303,9 @@ def test_counts_are_refused_before_anything_is_made_for_them() -> None:
             {"name": "nulls", "type": {"type": "array", "items": "null"}},
         ],
     }
-    left_to_fastavro = RegistrySchema("AVRO", json.dumps(mixed))
-    assert _generated_reader(left_to_fastavro) is None
-    fallback = compile_avro(left_to_fastavro, 1)
+    mixed_schema = RegistrySchema("AVRO", json.dumps(mixed))
+    assert _generated_reader(mixed_schema) is not None
+    fallback = compile_avro(mixed_schema, 1)
     date = zigzag(1) + zigzag(19000)  # the second branch: a date
     assert fallback(date + zigzag(2) + zigzag(0)) == {"when": "2022-01-08", "nulls": [None, None]}
     with pytest.raises(DecodeError, match="items of no bytes"):

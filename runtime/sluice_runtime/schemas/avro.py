@@ -1,5 +1,6 @@
-"""Avro payloads decoded with fastavro, with the writer's schema (the one the record names),
-so records written with any version of a schema decode as written.
+"""Avro payloads decoded with the writer's schema (the one the record names), so records
+written with any version of a schema decode as written: by the reader generated for the
+schema (avro_reader.py), or by fastavro for a schema that reader does not read.
 
 Values map to JSON as Avro's types suggest (docs/schemas.md): records → objects, arrays,
 maps, enums → symbol strings, unions → the branch's value, bytes and fixed → base64; the
@@ -7,10 +8,9 @@ logical types to strings that keep them exact: decimal → "12.30", uuid → tex
 "2026-12-01", time → "23:59:58.250", timestamps → "2026-12-01T23:59:58.250Z" (local
 timestamps without the "Z"; microseconds and nanoseconds shown when the value has them).
 
-Decoding is most of the decode stage's cost, so the schema is prepared once per schema id:
-fastavro reads dates, times and timestamps as their plain numbers (no datetime objects) and
-one converter per schema writes just the fields that need it as strings; a schema with none
-of these types is read with no walk over its values at all.
+On the fastavro path the schema is prepared once per schema id: fastavro reads dates,
+times and timestamps as their plain numbers (no datetime objects) and one converter per
+schema writes just the fields that need it as strings.
 """
 
 from __future__ import annotations

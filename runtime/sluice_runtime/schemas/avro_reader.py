@@ -11,10 +11,12 @@ The schema is data from outside (a registry): nothing of it is written into the 
 source. Field names, enum symbols and converters reach the code as constants in the
 namespace it runs in, under names made here (``c0``, ``c1``, ...).
 
-:func:`build_reader` returns None for a schema it does not read the same way as the
-fastavro path (a union of several types with logical types inside, whose values that path
-maps from Python objects); the caller keeps fastavro for those, after a reader made with
-``check_only`` has walked the payload within the same bounds. The two are compared on
+:func:`build_reader` returns None for a schema it cannot read (a decimal without an
+integer precision, a fixed without a size: shapes fastavro may still accept); the caller
+keeps fastavro for those, after a reader made with ``check_only`` has walked the payload
+within the same bounds. A union of several types is read here like any other: the branch
+index says how its value maps (a logical type inside maps as in a plain field), where
+fastavro's path can only guess from the Python object it made. The two are compared on
 generated schemas and values in tests/runtime/test_avro_reader.py.
 """
 
@@ -264,13 +266,6 @@ class _Generator:
         ]
 
     def union(self, branches: list[Any], target: str, pad: str) -> list[str]:
-        several = sum(1 for branch in branches if branch != "null") > 1
-        if (
-            several
-            and not self.check_only
-            and any(self.has_logical(branch, set()) for branch in branches)
-        ):
-            raise Unsupported("a union of several types with logical types inside")
         lines = self.varint("branch", pad)
         for index, branch in enumerate(branches):
             keyword = "if" if index == 0 else "elif"
@@ -281,30 +276,6 @@ class _Generator:
             f"{pad}    raise _bad_index('union branch', branch, {len(branches)})",
         ]
         return lines
-
-    def has_logical(self, schema: Any, seen: set[str]) -> bool:
-        if isinstance(schema, str):
-            if schema in _PRIMITIVES or schema in seen:
-                return False
-            seen.add(schema)
-            return self.has_logical(self.named.get(schema), seen)
-        if isinstance(schema, list):
-            return any(self.has_logical(branch, seen) for branch in schema)
-        if not isinstance(schema, dict):
-            return False
-        if "logicalType" in schema:
-            return True
-        name = schema.get("name")
-        if isinstance(name, str):
-            seen.add(name)
-        kind = schema.get("type")
-        if kind in ("record", "error"):
-            return any(self.has_logical(field.get("type"), seen) for field in schema["fields"])
-        if kind == "array":
-            return self.has_logical(schema.get("items"), seen)
-        if kind == "map":
-            return self.has_logical(schema.get("values"), seen)
-        return isinstance(kind, (dict, list)) and self.has_logical(kind, seen)
 
     # -- functions: def fN(buf, pos) -> (value, pos) ------------------------------------------
 
