@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.descriptor import Descriptor, FileDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DESERIALIZATION_ERROR, DecodeError
@@ -49,6 +49,9 @@ def compile_protobuf(schema: RegistrySchema, schema_id: int) -> Decoder:
     if not top:
         raise DecodeError(DESERIALIZATION_ERROR, f"schema {schema_id} defines no message")
     classes: dict[tuple[int, ...], Callable[[bytes], Any]] = {}
+    # proto2 does not check that strings are UTF-8 when parsing: such a string comes back
+    # as bytes, which the JSON mapping would write as its Python repr ("b'\\xff'").
+    unchecked_strings = file_proto.syntax in ("", "proto2")
 
     def message_class(indexes: tuple[int, ...]) -> Callable[[bytes], Any]:
         parse = classes.get(indexes)
@@ -61,6 +64,11 @@ def compile_protobuf(schema: RegistrySchema, schema_id: int) -> Decoder:
         try:
             indexes, start = _message_indexes(payload)
             message = message_class(indexes)(payload[start:])
+            if unchecked_strings and _has_raw_string(message):
+                raise DecodeError(
+                    DESERIALIZATION_ERROR,
+                    f"a string field of Protobuf schema {schema_id} is not UTF-8",
+                )
             # An Any's @type is looked up in the schema's own pool, not the process's.
             return json_format.MessageToDict(
                 message,
@@ -160,6 +168,34 @@ def _well_known_files() -> dict[str, FileDescriptor]:
             continue
         files[descriptor.name] = descriptor
     return files
+
+
+def _has_raw_string(message: Any) -> bool:
+    """Whether a string field anywhere in ``message`` holds bytes (not UTF-8)."""
+    for field, value in message.ListFields():
+        items = value if field.is_repeated else (value,)
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if any(isinstance(item, bytes) for item in items):
+                return True
+        elif field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+            entry = field.message_type
+            if entry.GetOptions().map_entry:
+                key, item = entry.fields_by_name["key"], entry.fields_by_name["value"]
+                if key.type == FieldDescriptor.TYPE_STRING and any(
+                    isinstance(k, bytes) for k in value
+                ):
+                    return True
+                values = value.values()
+                if item.type == FieldDescriptor.TYPE_STRING:
+                    found = any(isinstance(v, bytes) for v in values)
+                else:
+                    is_message = item.type == FieldDescriptor.TYPE_MESSAGE
+                    found = is_message and any(_has_raw_string(v) for v in values)
+                if found:
+                    return True
+            elif any(_has_raw_string(item) for item in items):
+                return True
+    return False
 
 
 def _add_well_known(
