@@ -313,15 +313,17 @@ class KafkaReader:
         self._wait(self.listener.lost(self, tps))
         self._apply_handovers()
         self._release(tps)
-        for tp in tps:
-            self.stored.pop(tp, None)
 
     def _release(self, tps: list[tuple[str, int]]) -> None:
         """Let partitions go once their lanes are gone and what they handed over is applied:
         resume them (librdkafka keeps a pause through unassign and assign, and a lane made
-        for them later would never know) and forget offsets that can no longer be stored."""
+        for them later would never know) and forget their offsets. An offset kept after a
+        revoke would be committed again should the partition come back before this reader
+        stores a new one (at the next revoke or at shutdown), winding the group back over
+        what other members delivered meanwhile."""
         for tp in tps:
             self._to_store.pop(tp, None)
+            self.stored.pop(tp, None)
         try:
             self.consumer.resume([TopicPartition(t, p) for t, p in tps])
         except KafkaException as error:

@@ -8,9 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from testkit.function_server import ThreadedFunctionServer
-from tests.support import RuntimeProcess, connector_manifest, produce, wait_for
+from tests.support import (
+    RuntimeProcess,
+    RuntimeThread,
+    committed,
+    connector_manifest,
+    produce,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +60,46 @@ def test_a_replica_joining_and_leaving_under_load_repeats_nothing(
     repeated = sum(count - 1 for count in seen.values())
     print(f"rebalance duplicates: {repeated} of {total} records")
     assert repeated == 0
+
+
+def test_a_partition_that_comes_back_keeps_what_another_member_committed(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """A runtime gives a partition to another member of its group, which commits further;
+    the partition comes back and nothing more is read from it before the runtime stops.
+    Its commit on stopping must not wind the group back to where the runtime had been
+    (the records in between would be delivered again by the next owner)."""
+    topic = make_topic(partitions=2)
+    for partition in (0, 1):
+        produce(kafka_bootstrap, topic, [(None, f'{{"i": {i}}}') for i in range(10)], partition)
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest("come-back", kafka_bootstrap, topic, function.url)
+        runtime = RuntimeThread(manifest).start()
+        group = runtime.connector.consumer_group
+        try:
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 2) == {0: 10, 1: 10},
+                30,
+                "both partitions delivered and committed",
+            )
+            other = Consumer(
+                {
+                    "bootstrap.servers": kafka_bootstrap,
+                    "group.id": group,
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "enable.auto.commit": False,
+                }
+            )
+            other.subscribe([topic])
+            wait_for(lambda: bool(other.poll(0.2) or other.assignment()), 30, "a partition")
+            [taken] = other.assignment()
+            wait_for(lambda: len(runtime.runtime.lanes) == 1, 30, "the runtime's revoke")
+            # The other member delivers five more records of its partition and commits.
+            produce(kafka_bootstrap, topic, [(None, '{"late": true}')] * 5, taken.partition)
+            other.commit(offsets=[TopicPartition(topic, taken.partition, 15)], asynchronous=False)
+            other.close()  # the partition goes back to the runtime, which reads nothing
+            wait_for(lambda: len(runtime.runtime.lanes) == 2, 30, "the partition back")
+        finally:
+            runtime.stop()
+    expected = {0: 10, 1: 10} | {taken.partition: 15}
+    assert committed(kafka_bootstrap, group, topic, 2) == expected
