@@ -62,10 +62,12 @@ class Deliverer:
         if not pending:
             return []
         assert last is not None
-        # Bisect only when the function rejected the content (a non-retryable answer or a
-        # partial failure): that isolates the poison records. Exhausted retries against an
-        # unavailable function would only multiply the waiting.
-        if len(pending) > 1 and (not last.retryable or last.failed_ids):
+        # Bisect only when the function rejected a batch as a whole for its content (a
+        # non-retryable answer): that isolates the poison records. The events a partial
+        # failure names are isolated already, and bisecting them would give each half a
+        # fresh retry budget; exhausted retries against an unavailable function would only
+        # multiply the waiting.
+        if len(pending) > 1 and not last.retryable and not last.failed_ids:
             middle = len(pending) // 2
             failed = await self.deliver(pending[:middle], on_delivered)
             failed += await self.deliver(pending[middle:], on_delivered)

@@ -38,7 +38,15 @@ from sluice_runtime.ledger import PartitionLedger
 from sluice_runtime.metrics import Metrics
 from sluice_runtime.payload import Request
 from sluice_runtime.processors import ChunkProcessor, Processed, Processor, pass_through
-from sluice_runtime.records import Batch, Event, PartitionControl, Record, RecordFailure, Stopping
+from sluice_runtime.records import (
+    Batch,
+    Deliverable,
+    Event,
+    PartitionControl,
+    Record,
+    RecordFailure,
+    Stopping,
+)
 from sluice_runtime.window import Batcher
 
 log = logging.getLogger("sluice.lane")
@@ -125,6 +133,14 @@ class BatchStream:
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except Stopping:
+            # The runtime aborts while a record waits on the failure policy (a blocked
+            # partition, an unwritable dead-letter topic): it is read again after restart.
+            return
+
+    async def _run(self) -> None:
         window = self.lane.services.window
         while True:
             await self._take_pending()
@@ -256,22 +272,35 @@ class BatchStream:
     async def _deliver(self, batch: Batch, prepared: Request | None) -> None:
         lane = self.lane
         services = lane.services
+        events = batch.events
+        ledger = lane.ledger
+        if ledger.failed:
+            # Events of a record that failed in an earlier batch: the record went to the
+            # failure path whole (a redrive sends all its events), so these are not sent.
+            kept: list[Deliverable] = []
+            gone: list[Deliverable] = []
+            for event in events:
+                (gone if ledger.is_failed(event.record.offset) else kept).append(event)
+            if gone:
+                ledger.events_not_sent(gone)
+                events, prepared = kept, None  # the request was for the whole batch
         services.metrics.batches_in_flight += 1
         try:
-            failures = await services.deliverer.deliver(
-                batch.events, lane.ledger.events_delivered, prepared
+            failures = (
+                await services.deliverer.deliver(events, ledger.events_delivered, prepared)
+                if events
+                else []
             )
         except Stopping:
             return  # what was not acknowledged is read again after restart
         finally:
             services.metrics.batches_in_flight -= 1
             services.process_buffer.remove(0, batch.size)
-        # A record fails once, however many of its events failed.
-        failed: dict[int, tuple[Record, RecordFailure]] = {}
-        for event, failure in failures:
-            failed.setdefault(event.record.offset, (event.record, failure))
-        for record, failure in failed.values():
-            await lane.fail(record, failure)
+        try:
+            for event, failure in failures:
+                await lane.fail(event.record, failure)  # once per record: see Lane.fail
+        except Stopping:
+            return  # the runtime aborts: the record is read again after restart
 
 
 class Lane:
@@ -356,8 +385,11 @@ class Lane:
         return await failures.hold(record.event_id, failure, again, record)
 
     async def fail(self, record: Record, failure: RecordFailure) -> None:
-        """A record failed for good: the failure policy settles it (dead-letter or drop)."""
-        self.ledger.failed_for_good(record)
+        """A record failed for good: the failure policy settles it (dead-letter or drop).
+        Only its first failure does: a fanned-out record whose events fail in several
+        batches is dead-lettered once and released once."""
+        if not self.ledger.failed_for_good(record):
+            return
         outcome = await self.services.failures.settle(record, failure)
         self.ledger.settled(record, outcome)
 

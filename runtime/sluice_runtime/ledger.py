@@ -108,7 +108,10 @@ class PartitionLedger:
         self.trace_records = trace_records
         self.offsets = OffsetTracker()
         self.fanned_out: dict[int, int] = {}  # offset -> its events not yet delivered
-        self.failed: set[int] = set()  # offsets whose record failed (its events no longer count)
+        # Offsets of fanned-out records that failed while some of their events were still
+        # to come, with how many: those events no longer count, and the entry goes with
+        # the last of them (so the map holds only what is in flight).
+        self.failed: dict[int, int] = {}
         self.held_records = 0
         self.held_bytes = 0
         self.paused = False
@@ -175,7 +178,8 @@ class PartitionLedger:
         for event in events:
             offset = event.record.offset
             if offset in failed:
-                continue  # the record failed as a whole already
+                self._event_of_failed_record(offset)  # the record failed as a whole already
+                continue
             left = fanned_out.get(offset, 1) - 1
             if left > 0:
                 fanned_out[offset] = left
@@ -184,11 +188,36 @@ class PartitionLedger:
             done.append(event.record)
         self._release(done)
 
-    def failed_for_good(self, record: Record) -> None:
-        """The record failed; events of it still in flight no longer make it delivered.
-        Its Outcome comes from the failure policy (``settled``)."""
-        self.fanned_out.pop(record.offset, None)
-        self.failed.add(record.offset)
+    def failed_for_good(self, record: Record) -> bool:
+        """The record (or one of its events) failed. The first time, True: the record
+        takes the failure path, whose Outcome comes back through ``settled``, and its other
+        events no longer make it delivered. A later failure of another of its events is
+        False: the record fails once, however many of its events fail, in however many
+        batches."""
+        offset = record.offset
+        if offset in self.failed:
+            self._event_of_failed_record(offset)
+            return False
+        others = self.fanned_out.pop(offset, 1) - 1
+        if others > 0:
+            self.failed[offset] = others
+        return True
+
+    def is_failed(self, offset: int) -> bool:
+        """Whether the record at ``offset`` failed while some of its events were to come."""
+        return offset in self.failed
+
+    def events_not_sent(self, events: list[Deliverable]) -> None:
+        """Events of failed records, left out of a batch: their record has its Outcome."""
+        for event in events:
+            self._event_of_failed_record(event.record.offset)
+
+    def _event_of_failed_record(self, offset: int) -> None:
+        left = self.failed[offset] - 1
+        if left > 0:
+            self.failed[offset] = left
+        else:
+            del self.failed[offset]
 
     def settled(self, record: Record, outcome: Outcome) -> None:
         """A failed record was dead-lettered or dropped."""

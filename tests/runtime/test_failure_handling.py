@@ -298,3 +298,42 @@ def test_redrive_returns_dead_letters_to_the_fixed_function(
     assert [e["data"]["value"]["i"] for e in redriven] == [3, 7]
     # Nothing was removed: the dead-letter topic still holds both.
     assert len(read_all(kafka_bootstrap, dlq, 2)) == 2
+
+
+RAISE_ON_POISON_UDF = """
+def handle_message(event, context):
+    if event["value"].get("poison"):
+        raise ValueError("poison")
+    return event["value"]
+"""
+
+
+def test_a_stop_while_the_dead_letter_queue_is_down_ends_cleanly(
+    kafka_bootstrap: str, make_topic: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record that failed in its UDF waits on a dead-letter topic that cannot be written
+    when the runtime is told to stop: past the grace period the runtime abandons the wait
+    and stops without an error (exit 0), committing nothing past the record.
+    (test_lane_abort.py pins the order of events inside the lane.)"""
+    from conftest import unique_name
+
+    topic = make_topic()
+    dlq = unique_name("dlq-never")  # never created: the broker refuses writes to it
+    records = [(None, f'{{"i": {i}}}') for i in range(20)]
+    records[5] = (None, '{"i": 5, "poison": true}')
+    produce(kafka_bootstrap, topic, records)
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "dlq-stop",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            transform={"udf": {"source": RAISE_ON_POISON_UDF}},
+            window={"maxMessages": 20, "maxInterval": "50ms"},
+            delivery={"retry": FAST_RETRY, "deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        runtime = RuntimeThread(manifest, grace=1.0).start()
+        group = runtime.connector.consumer_group
+        wait_for(lambda: "Could not write record" in caplog.text, 60, "a failed dead-letter write")
+        runtime.stop()  # raises what the runtime ended with
+    assert committed(kafka_bootstrap, group, topic, 1)[0] <= 5

@@ -104,12 +104,27 @@ def test_events_of_a_failed_record_do_not_deliver_it_and_its_settlement_does() -
     ledger, control = make_ledger()
     (record,) = records(0)
     ledger.enter([record])
-    ledger.expect_events(record, 2)
-    ledger.failed_for_good(record)
-    ledger.events_delivered([Event(record, "a", 0), Event(record, "b", 1)])
+    ledger.expect_events(record, 3)
+    assert ledger.failed_for_good(record)  # its first event failed
+    ledger.events_delivered([Event(record, "b", 1), Event(record, "c", 2)])
     assert control.stored == []
     ledger.settled(record, Outcome.DEAD_LETTERED)
     assert control.stored == [1]
+    assert ledger.failed == {}  # every event accounted for: nothing kept
+
+
+def test_a_record_fails_once_however_many_of_its_events_fail() -> None:
+    ledger, control = make_ledger()
+    (record,) = records(0)
+    ledger.enter([record])
+    ledger.expect_events(record, 3)
+    assert ledger.failed_for_good(record)
+    assert not ledger.failed_for_good(record)  # its second event, in a later batch
+    ledger.events_not_sent([Event(record, "c", 2)])  # its third, left out of a batch
+    ledger.settled(record, Outcome.DEAD_LETTERED)
+    assert control.stored == [1]
+    assert ledger.failed == {}
+    assert (ledger.held_records, ledger.held_bytes) == (0, 0)
 
 
 def test_nothing_is_committed_past_a_record_without_an_outcome() -> None:
