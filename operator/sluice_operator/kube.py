@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
 
@@ -44,11 +45,20 @@ class KubeError(Exception):
 
 
 def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None) -> str:
+    """The API path of a collection or an object. The namespace and the name come from
+    manifests: each must be one path segment, so that no name reaches another namespace's
+    object (HTTP clients resolve "../" before sending)."""
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     if namespace is not None:
-        base += f"/namespaces/{namespace}"
+        base += f"/namespaces/{_segment(namespace)}"
     base += f"/{plural}"
-    return base if name is None else f"{base}/{name}"
+    return base if name is None else f"{base}/{_segment(name)}"
+
+
+def _segment(text: str) -> str:
+    if text in ("", ".", "..") or "/" in text:
+        raise ValueError(f"{text!r} is not a Kubernetes object name")
+    return quote(text, safe="")
 
 
 def object_path(obj: dict[str, Any]) -> str:

@@ -65,10 +65,28 @@ def resolve_sink(
     )
 
 
+def addressable_kind(api_version: str, kind: str) -> bool:
+    """Whether a sink.ref may name this kind: a core Service, or a kind of an API group
+    that is not Kubernetes' own (Knative's, any Addressable a CRD adds). The operator reads
+    the object with its own rights: a Secret, a ConfigMap or a Pod named as a sink would
+    be read whole, and whether it exists would show in the status."""
+    if api_version == "v1":
+        return kind == "Service"
+    group = api_version.split("/", 1)[0] if "/" in api_version else ""
+    return "." in group and group != "k8s.io" and not group.endswith(".k8s.io")
+
+
 def _resolve_ref(
     kube: Kube, ref: SinkRef, namespace: str, cluster_domain: str
 ) -> tuple[str | None, Check]:
     what = f"{ref.kind} {namespace}/{ref.name}"
+    if not addressable_kind(ref.api_version, ref.kind):
+        return None, Check(
+            "False",
+            Reason.SINK_KIND_UNSUPPORTED,
+            f"spec.sink.ref: {ref.kind} in {ref.api_version} is not a sink: name a core"
+            " Service or an Addressable (a Knative Service, Broker, …).",
+        )
     try:
         plural = kube.plural(ref.api_version, ref.kind)
         if plural is None:

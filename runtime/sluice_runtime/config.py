@@ -39,18 +39,29 @@ class Model(BaseModel):
     )
 
 
+# What Kubernetes accepts as an object's name (a DNS-1123 subdomain) and as a namespace's
+# (a DNS-1123 label). The operator puts referenced names into API paths: a name such as
+# "../../other/secrets/x" would otherwise reach another namespace's object.
+OBJECT_NAME: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+NAMESPACE_NAME: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def object_name(description: str) -> Any:
+    return Field(min_length=1, max_length=253, pattern=OBJECT_NAME, description=description)
+
+
 class SecretKeyRef(Model):
-    name: str = Field(min_length=1, description="Name of a Secret in the Connector's namespace.")
+    name: str = object_name("Name of a Secret in the Connector's namespace.")
     key: str = Field(min_length=1, description="Key inside the Secret.")
 
 
 class ConfigMapKeyRef(Model):
-    name: str = Field(min_length=1, description="Name of a ConfigMap in the Connector's namespace.")
+    name: str = object_name("Name of a ConfigMap in the Connector's namespace.")
     key: str = Field(min_length=1, description="Key inside the ConfigMap.")
 
 
 class SecretRef(Model):
-    name: str = Field(min_length=1, description="Name of a Secret in the Connector's namespace.")
+    name: str = object_name("Name of a Secret in the Connector's namespace.")
 
 
 class KafkaAuth(Model):
@@ -320,8 +331,13 @@ class SinkRef(Model):
 
     api_version: str = Field(default="v1", description="v1 or serving.knative.dev/v1.")
     kind: str = Field(default="Service", description="Service.")
-    name: str = Field(min_length=1, description="Name of the Service.")
-    namespace: str | None = Field(default=None, description="Defaults to the Connector's.")
+    name: str = object_name("Name of the Service.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=NAMESPACE_NAME,
+        description="Defaults to the Connector's.",
+    )
 
 
 class BearerAuth(Model):

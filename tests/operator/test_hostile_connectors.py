@@ -100,6 +100,58 @@ def test_the_crd_refuses_numbers_out_of_range_as_the_models_do(
     assert field in str(refused.value)
 
 
+TRAVERSAL = "../../victim/secrets/kafka-creds"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (
+            {
+                "source": {
+                    "kafka": {
+                        "bootstrapServers": ["kafka:9092"],
+                        "topics": ["t"],
+                        "auth": {"secretRef": {"name": TRAVERSAL}, "securityProtocol": "SASL_SSL"},
+                    }
+                }
+            },
+            "spec.source.kafka.auth.secretRef.name",
+        ),
+        (
+            {
+                "sink": {
+                    "uri": SINK,
+                    "auth": {"bearerTokenSecretRef": {"name": TRAVERSAL, "key": "k"}},
+                }
+            },
+            "spec.sink.auth.bearerTokenSecretRef.name",
+        ),
+        ({"sink": {"ref": {"name": "../../victim/services/internal"}}}, "spec.sink.ref.name"),
+        ({"sink": {"ref": {"name": "fn", "namespace": "a/b"}}}, "spec.sink.ref.namespace"),
+        (
+            {"transform": {"udf": {"configMapRef": {"name": "x/../../y", "key": "k"}}}},
+            "spec.transform.udf.configMapRef.name",
+        ),
+    ],
+)
+def test_names_that_could_reach_another_namespace_are_refused(
+    kube: Kube, ns: str, spec: dict[str, Any], field: str
+) -> None:
+    """The operator reads referenced objects with its own rights, by path: a name with
+    "../" in it would read another namespace's Secret. Names must be Kubernetes names."""
+    body = manifest(f"name-{uuid.uuid4().hex[:6]}", ns, **spec)
+    with pytest.raises(KubeError) as rejected:
+        create_connector(kube, body)
+    assert rejected.value.status == 422
+    assert field in rejected.value.message
+    with pytest.raises(InvalidSpec) as refused:
+        validate_connector(body, lambda _namespace, _name: None)
+    assert field in str(refused.value)
+    with pytest.raises(ValueError, match="is not a Kubernetes object name"):
+        resource_path("v1", "secrets", ns, "..")
+
+
 def test_numbers_within_range_are_accepted(kube: Kube, ns: str) -> None:
     create_connector(
         kube,

@@ -393,3 +393,22 @@ def test_sink_refs_stay_in_their_namespace_and_say_nothing_of_others(
     body = kube.get(connector_path(ns, "shared-headless"))
     assert body is not None
     assert "sinkUri" not in body["status"]
+
+
+def test_a_sink_ref_to_a_secret_is_refused_without_reading_it(
+    operator: OperatorThread, kube: Kube, namespaces: dict[str, str]
+) -> None:
+    """The operator reads a sink with its own rights: a Secret (or any kind of Kubernetes'
+    own other than a Service) named as a sink is refused before it is read, with the same
+    answer whether it exists or not."""
+    ns = namespaces["tenant"]
+    create_secret(kube, ns, "db-password", {"password": "s3cret"}, opted_in=False)
+    for name, secret in (("secret-sink", "db-password"), ("ghost-sink", "no-such-secret")):
+        body = connector_body(name, ns, "127.0.0.1:1", ["t"], SINK)
+        body["spec"]["sink"] = {"ref": {"apiVersion": "v1", "kind": "Secret", "name": secret}}
+        create_connector(kube, body)
+    there = condition(kube, ns, "secret-sink", "SinkResolved", "False", "SinkKindUnsupported")
+    absent = condition(kube, ns, "ghost-sink", "SinkResolved", "False", "SinkKindUnsupported")
+    assert there["message"].startswith("spec.sink.ref: Secret in v1 is not a sink")
+    assert there["message"] == absent["message"]
+    assert deployment(kube, ns, "secret-sink") is None
