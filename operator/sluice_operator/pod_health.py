@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import ValidationError
-
 from sluice_operator.builders import runtime_name
 from sluice_operator.conditions import Reason
 from sluice_operator.status import Check, Verdict
@@ -216,8 +214,28 @@ class PodHealthReader:
     def _read_one(self, endpoint: str) -> RuntimeHealth | None:
         url = f"http://{endpoint}{STATUS_PATH}"
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                return RuntimeHealth.model_validate_json(response.read())
-        except (OSError, ValidationError) as error:
+            with _OPENER.open(url, timeout=self.timeout) as response:
+                answer = response.read(MAX_HEALTH_BYTES + 1)
+            if len(answer) > MAX_HEALTH_BYTES:
+                raise ValueError(f"the answer is larger than {MAX_HEALTH_BYTES} bytes")
+            return RuntimeHealth.model_validate_json(answer)
+        except (OSError, ValueError) as error:  # ValidationError is a ValueError
             log.debug("No health from %s: %s", url, error)
             return None
+
+
+MAX_HEALTH_BYTES = 1 << 20
+"""A runtime's health report is a few kilobytes; whoever answers on a pod behind the
+Connector's Service (anyone who may create pods in its namespace) must not make the one
+operator every tenant shares read without bound."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a place to go: followed, it would have the operator send
+    requests wherever a pod in a tenant's namespace points, from the operator's network."""
+
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)

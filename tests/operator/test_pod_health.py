@@ -128,3 +128,49 @@ def test_the_reader_asks_every_pod_behind_the_service_name() -> None:
     assert fleet.delivered_per_second == 5
     assert PodHealthReader("cluster.local", lambda _h, _p: []).read("ads", "views") is None
     assert json.loads(answers[0].model_dump_json(by_alias=True))["deliveredPerSecond"] == 2
+
+
+def serve(answer: tuple[int, dict[str, str], bytes], hits: list[str]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            status, headers, body = answer
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_pod_cannot_send_the_operator_elsewhere_or_make_it_read_without_bound() -> None:
+    """Whoever answers on a pod behind the Connector's Service may be anyone who can create
+    pods in the namespace: a redirect is not followed (the operator would send requests from
+    its own network position), and an answer over 1 MiB is not read. Both count as silent."""
+    report = pod(deliveredPerSecond=2).model_dump_json(by_alias=True).encode()
+    elsewhere_hits: list[str] = []
+    elsewhere = serve((200, {}, report), elsewhere_hits)
+    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/latest/meta-data/"
+    redirecting = serve((302, {"location": target}, b""), [])
+    padded = serve((200, {}, report + b" " * (2 << 20)), [])  # valid JSON, 2 MiB long
+    honest = serve((200, {}, report), [])
+    servers = [elsewhere, redirecting, padded, honest]
+    pods = [redirecting, padded, honest]
+    try:
+        fleet = PodHealthReader(
+            "cluster.local", lambda _h, _p: [f"127.0.0.1:{s.server_address[1]}" for s in pods]
+        ).read("ads", "views")
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert elsewhere_hits == []
+    assert fleet is not None
+    assert (fleet.silent, fleet.delivered_per_second) == (2, 2)
