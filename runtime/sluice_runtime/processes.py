@@ -53,6 +53,7 @@ from sluice_runtime.contract import PROCESS_INDEX_ENV, STATUS_PATH
 from sluice_runtime.health import RuntimeHealth
 from sluice_runtime.metrics import ProbeServer, Route, probe_route
 from sluice_runtime.pod_view import merge_health, merge_metrics
+from sluice_runtime.udf_pool import make_undumpable
 
 log = logging.getLogger("sluice.processes")
 
@@ -199,6 +200,10 @@ class Supervisor:
     # Life cycle.
 
     def start(self) -> None:
+        # This process holds the pod's Secrets in its environment, and the runtime
+        # processes' UDF workers run as the same user: keep them out of /proc/<pid>/environ
+        # here too (each runtime process does the same for itself).
+        make_undumpable()
         for index in range(self.count):
             if self.stopping.is_set():
                 break  # SIGTERM while starting: start no more

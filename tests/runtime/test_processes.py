@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -320,3 +322,24 @@ def delivered_values(function: FunctionServer) -> set[int]:
         data = event["data"]
         found.add(int(data["seen"] if "seen" in data else data["value"]["i"]))
     return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_DUMPABLE is Linux's")
+def test_the_supervisor_keeps_its_environment_from_the_udf_workers(tmp_path: Path) -> None:
+    """The supervisor holds the pod's Secrets in its environment and the UDF workers under
+    it run as the same user: it makes itself non-dumpable, so that its /proc/<pid>/environ
+    is not theirs to read (each runtime process does the same for itself; as root, which
+    this suite runs as, the kernel lets everything through, so the flag is what is checked)."""
+    script = (
+        "import ctypes, sys\n"
+        "from sluice_runtime.processes import Supervisor\n"
+        "supervisor = Supervisor([sys.executable, '-c', 'pass'], 1, None, 5.0)\n"
+        "supervisor.start()\n"
+        "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"  # PR_GET_DUMPABLE
+        "supervisor.stop()\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "0"
