@@ -15,11 +15,13 @@ or memory through /proc either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
 import pickle
 import resource
+import signal
 import struct
 import sys
 from collections import deque
@@ -38,6 +40,7 @@ from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, ONE_E
 log = logging.getLogger("sluice.udf")
 
 STARTUP_TIMEOUT = 10.0  # seconds for the worker to import the UDF module
+KILL_WAIT = 5.0  # seconds for a killed worker to be gone, pipes closed
 # What the worker's environment keeps: enough to start Python, nothing that could be a
 # credential (the operator puts Secrets into SLUICE_* variables).
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
@@ -111,7 +114,7 @@ class _Worker:
             if not future.done():
                 future.set_exception(error)
         if self.process.returncode is None:
-            self.process.kill()
+            _kill_group(self.process)
 
     async def send(self, payload: bytes) -> None:
         self.stdin.write(HEADER.pack(len(payload)) + payload)
@@ -138,7 +141,23 @@ class _Worker:
         self.fail(WorkerFailed("it was stopped"))
         if self._reader is not None:
             self._reader.cancel()
-        await self.process.wait()
+        try:
+            await asyncio.wait_for(self.process.wait(), KILL_WAIT)
+        except TimeoutError:
+            # Waiting also waits for the pipes to close, and a process the UDF started in a
+            # session of its own may hold them: the pool (and every lane) goes on without.
+            log.warning("The UDF worker's pipes are still held by a process it started")
+            self.stdin.close()
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """Kill the worker and whatever its UDF started: the worker leads a process group of
+    its own, and a child left alive would hold the worker's pipes open."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
 
 
 class UdfPool:
@@ -179,6 +198,7 @@ class UdfPool:
             stdout=asyncio.subprocess.PIPE,
             env=env,
             limit=MAX_ANSWER + HEADER.size,
+            start_new_session=True,  # a process group of its own: see _kill_group
         )
         if sys.platform == "linux":
             limit = (self.memory_limit, self.memory_limit)

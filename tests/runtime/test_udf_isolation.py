@@ -155,3 +155,48 @@ def health(port: int) -> int:
         return int(error.code)
     except OSError:
         return 0
+
+
+FORKING_UDF = """
+import os, time
+
+def handle_message(event, context):
+    what = event["value"].get("do")
+    if what == "fork":
+        if os.fork() == 0:  # a child that outlives the worker, holding its pipes
+            time.sleep(60)
+            os._exit(0)
+    if what == "loop":
+        while True:
+            pass
+    return event["value"]
+"""
+
+
+def test_a_udf_that_forks_cannot_hold_up_the_worker_s_replacement(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """A UDF forks a long-lived child, then overruns its deadline: the worker is replaced
+    at once (its child goes with it) and the records behind go on, instead of every lane
+    waiting until the child ends."""
+    topic, dlq = make_topic(), make_topic(prefix="dlq")
+    values = [f'{{"i": {i}}}' for i in range(10)]
+    values[2] = '{"i": 2, "do": "fork"}'
+    values[4] = '{"i": 4, "do": "loop"}'
+    produce(kafka_bootstrap, topic, [(b"k", value) for value in values])
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "udf-fork",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 1, "maxInterval": "0s"},
+            transform={"udf": {"source": FORKING_UDF, "timeout": "500ms"}},
+            delivery={"deadLetter": {"kafka": {"topic": dlq}}},
+        )
+        with RuntimeThread(manifest):
+            started = time.monotonic()
+            wait_for(lambda: function.event_count >= 9, 60, "the nine other records")
+            took = time.monotonic() - started
+    assert sorted(e["data"]["i"] for e in function.events()) == [i for i in range(10) if i != 4]
+    assert took < 30, f"the records behind waited {took:.0f}s for the forked child"
