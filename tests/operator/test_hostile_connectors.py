@@ -70,6 +70,17 @@ def warnings_about(kube: Kube, ns: str, name: str) -> list[str]:
     return [event["message"] for event in listed if event["type"] == "Warning"]
 
 
+def assert_refused_by_the_crd_and_the_models(kube: Kube, body: dict[str, Any], field: str) -> None:
+    """The API server refuses ``body`` naming ``field``, and so does ``sluice validate``."""
+    with pytest.raises(KubeError) as rejected:
+        create_connector(kube, body)
+    assert rejected.value.status == 422
+    assert field in rejected.value.message
+    with pytest.raises(InvalidSpec) as refused:
+        validate_connector(body, lambda _namespace, _name: None)
+    assert field in str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -91,13 +102,7 @@ def test_the_crd_refuses_numbers_out_of_range_as_the_models_do(
     kube: Kube, ns: str, spec: dict[str, Any], field: str
 ) -> None:
     body = manifest(f"range-{uuid.uuid4().hex[:6]}", ns, **spec)
-    with pytest.raises(KubeError) as rejected:
-        create_connector(kube, body)
-    assert rejected.value.status == 422
-    assert field in rejected.value.message
-    with pytest.raises(InvalidSpec) as refused:
-        validate_connector(body, lambda _namespace, _name: None)
-    assert field in str(refused.value)
+    assert_refused_by_the_crd_and_the_models(kube, body, field)
 
 
 TRAVERSAL = "../../victim/secrets/kafka-creds"
@@ -141,13 +146,7 @@ def test_names_that_could_reach_another_namespace_are_refused(
     """The operator reads referenced objects with its own rights, by path: a name with
     "../" in it would read another namespace's Secret. Names must be Kubernetes names."""
     body = manifest(f"name-{uuid.uuid4().hex[:6]}", ns, **spec)
-    with pytest.raises(KubeError) as rejected:
-        create_connector(kube, body)
-    assert rejected.value.status == 422
-    assert field in rejected.value.message
-    with pytest.raises(InvalidSpec) as refused:
-        validate_connector(body, lambda _namespace, _name: None)
-    assert field in str(refused.value)
+    assert_refused_by_the_crd_and_the_models(kube, body, field)
     with pytest.raises(ValueError, match="is not a Kubernetes object name"):
         resource_path("v1", "secrets", ns, "..")
 
