@@ -62,12 +62,17 @@ class Deliverer:
         if not pending:
             return []
         assert last is not None
-        # Bisect only when the function rejected a batch as a whole for its content (a
+        # Bisect when the function rejected a batch as a whole for its content (a
         # non-retryable answer): that isolates the poison records. The events a partial
         # failure names are isolated already, and bisecting them would give each half a
-        # fresh retry budget; exhausted retries against an unavailable function would only
-        # multiply the waiting.
-        if len(pending) > 1 and not last.retryable and not last.failed_ids:
+        # fresh retry budget; they take the failure path together, except when the policy
+        # holds the partition, which must wait at each poison event alone (one it now
+        # accepts goes through). Exhausted retries against an unavailable function are not
+        # bisected: that would only multiply the waiting.
+        partial = bool(last.failed_ids)
+        if len(pending) > 1 and (
+            (not last.retryable and not partial) or (partial and self.failures.blocks)
+        ):
             middle = len(pending) // 2
             failed = await self.deliver(pending[:middle], on_delivered)
             failed += await self.deliver(pending[middle:], on_delivered)

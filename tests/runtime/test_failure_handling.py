@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Consumer
 
@@ -337,3 +338,47 @@ def test_a_stop_while_the_dead_letter_queue_is_down_ends_cleanly(
         wait_for(lambda: "Could not write record" in caplog.text, 60, "a failed dead-letter write")
         runtime.stop()  # raises what the runtime ended with
     assert committed(kafka_bootstrap, group, topic, 1)[0] <= 5
+
+
+def test_tolerance_none_holds_at_the_poison_event_a_partial_failure_names(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """The function names two events of a batch; it accepts the first a while later and
+    never the second: the partition goes through the first and waits at the second, not
+    at both together (the first would be sent again and again, never acknowledged)."""
+    topic = make_topic()
+    produce(kafka_bootstrap, topic, [(None, f'{{"i": {i}}}') for i in range(4)])
+    sends: Counter[int] = Counter()  # offset -> times the function was sent it
+
+    def name_some(events: list[Any]) -> tuple[int, dict[str, str], bytes]:
+        named = []
+        for event in events:
+            offset = int(event["kafkaoffset"])
+            sends[offset] += 1
+            if offset == 2 or (offset == 1 and sends[1] <= 2):
+                named.append({"itemIdentifier": event["id"]})
+        return 200, {}, orjson.dumps({"batchItemFailures": named})
+
+    with ThreadedFunctionServer(behaviour=name_some) as function:
+        manifest = connector_manifest(
+            "hold-partial",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 4, "maxInterval": "1s"},
+            delivery={
+                "errorTolerance": "none",
+                "retry": {**FAST_RETRY, "maxAttempts": 2, "maxDelay": "200ms"},
+            },
+        )
+        with RuntimeThread(manifest) as runtime:
+            group = runtime.connector.consumer_group
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1) == {0: 2},
+                30,
+                "the partition held at offset 2",
+            )
+            time.sleep(1)
+    # Named twice, then accepted: three sends, not one every maxDelay.
+    assert sends[1] == 3
+    assert committed(kafka_bootstrap, group, topic, 1) == {0: 2}
