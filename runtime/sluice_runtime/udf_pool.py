@@ -113,8 +113,8 @@ class _Worker:
             future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
-        if self.process.returncode is None:
-            _kill_group(self.process)
+        # Even when the worker has exited: what its UDF started may still be running.
+        _kill_group(self.process)
 
     async def send(self, payload: bytes) -> None:
         self.stdin.write(HEADER.pack(len(payload)) + payload)

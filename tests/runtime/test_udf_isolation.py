@@ -162,10 +162,15 @@ import os, time
 
 def handle_message(event, context):
     what = event["value"].get("do")
-    if what == "fork":
-        if os.fork() == 0:  # a child that outlives the worker, holding its pipes
+    if what in ("fork", "fork-exit"):
+        child = os.fork()
+        if child == 0:  # a child that outlives the worker, holding its pipes
             time.sleep(60)
             os._exit(0)
+        if what == "fork-exit":
+            with open(event["value"]["pidFile"], "w") as out:
+                out.write(str(child))
+            os._exit(3)
     if what == "loop":
         while True:
             pass
@@ -173,16 +178,26 @@ def handle_message(event, context):
 """
 
 
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended, waiting to be reaped
+
+
 def test_a_udf_that_forks_cannot_hold_up_the_worker_s_replacement(
-    kafka_bootstrap: str, make_topic: Callable[..., str]
+    kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
-    """A UDF forks a long-lived child, then overruns its deadline: the worker is replaced
-    at once (its child goes with it) and the records behind go on, instead of every lane
-    waiting until the child ends."""
+    """A UDF forks a long-lived child, then overruns its deadline or exits: the worker is
+    replaced with every process it started, and the records behind go on, instead of
+    every lane waiting until the child ends."""
     topic, dlq = make_topic(), make_topic(prefix="dlq")
+    pid_file = tmp_path / "child.pid"
     values = [f'{{"i": {i}}}' for i in range(10)]
     values[2] = '{"i": 2, "do": "fork"}'
     values[4] = '{"i": 4, "do": "loop"}'
+    values[6] = f'{{"i": 6, "do": "fork-exit", "pidFile": "{pid_file}"}}'
     produce(kafka_bootstrap, topic, [(b"k", value) for value in values])
     with ThreadedFunctionServer() as function:
         manifest = connector_manifest(
@@ -196,7 +211,9 @@ def test_a_udf_that_forks_cannot_hold_up_the_worker_s_replacement(
         )
         with RuntimeThread(manifest):
             started = time.monotonic()
-            wait_for(lambda: function.event_count >= 9, 60, "the nine other records")
+            wait_for(lambda: function.event_count >= 8, 60, "the eight other records")
             took = time.monotonic() - started
-    assert sorted(e["data"]["i"] for e in function.events()) == [i for i in range(10) if i != 4]
+    delivered = sorted(e["data"]["i"] for e in function.events())
+    assert delivered == [i for i in range(10) if i not in (4, 6)]
     assert took < 30, f"the records behind waited {took:.0f}s for the forked child"
+    assert not alive(int(pid_file.read_text())), "the exited worker's child lives on"
