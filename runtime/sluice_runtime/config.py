@@ -43,7 +43,7 @@ class Model(BaseModel):
 # (a DNS-1123 label). The operator puts referenced names into API paths: a name such as
 # "../../other/secrets/x" would otherwise reach another namespace's object.
 OBJECT_NAME: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-NAMESPACE_NAME: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAMESPACE_NAME: Final = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"  # empty: the Connector's own
 
 
 def object_name(description: str) -> Any:

@@ -237,3 +237,15 @@ def test_the_operator_never_runs_udf_code(
             deployment = resource_path("apps/v1", "deployments", ns, runtime_name(name))
             eventually(lambda: kube.get(deployment), 60, f"{name}'s Deployment")  # noqa: B023
     assert not marker.exists()
+
+
+def test_an_empty_sink_namespace_still_means_the_connector_s_own(kube: Kube, ns: str) -> None:
+    """Manifests templated with an empty namespace kept working when names got their
+    patterns: the API server and the models take it, and it resolves in the Connector's
+    own namespace."""
+    body = manifest(f"empty-ns-{uuid.uuid4().hex[:6]}", ns)
+    body["spec"]["sink"] = {"ref": {"name": "fn", "namespace": ""}}
+    create_connector(kube, body)
+    connector = validate_connector(body, lambda _namespace, _name: None).connector
+    assert connector.spec.sink.ref is not None
+    assert (connector.spec.sink.ref.namespace or connector.metadata.namespace) == ns
