@@ -245,8 +245,8 @@ class _Generator:
         return [
             *self.varint("size", pad),
             f"{pad}end = pos + size",
-            f"{pad}if size < 0 or end > len(buf):",
-            f"{pad}    raise _short({what!r}, size, len(buf) - pos)",
+            f"{pad}if size < 0 or end > buflen:",
+            f"{pad}    raise _short({what!r}, size, buflen - pos)",
             f"{pad}{target} = {value}",
             f"{pad}pos = end",
         ]
@@ -259,8 +259,8 @@ class _Generator:
             raise Unsupported("a fixed without a size")
         return [
             f"{pad}end = pos + {size}",
-            f"{pad}if end > len(buf):",
-            f"{pad}    raise _short('a fixed', {size}, len(buf) - pos)",
+            f"{pad}if end > buflen:",
+            f"{pad}    raise _short('a fixed', {size}, buflen - pos)",
             f"{pad}{target} = {value}",
             f"{pad}pos = end",
         ]
@@ -298,6 +298,7 @@ class _Generator:
             "\n".join(
                 [
                     f"def {function}(buf, pos, room):",
+                    "    buflen = len(buf)",
                     *body,
                     f"    return {{{', '.join(entries)}}}, pos",
                 ]
@@ -312,6 +313,7 @@ class _Generator:
             "\n".join(
                 [
                     f"def {function}(buf, pos, room):",
+                    "    buflen = len(buf)",
                     "    items = []",
                     "    append = items.append",
                     *self.blocks(schema.get("items")),
@@ -331,6 +333,7 @@ class _Generator:
             "\n".join(
                 [
                     f"def {function}(buf, pos, room):",
+                    "    buflen = len(buf)",
                     "    items = {}",
                     *self.blocks("string"),
                     "        for _ in range(count):",
@@ -357,8 +360,8 @@ class _Generator:
             ]
         else:
             check = [
-                "        if count > len(buf) - pos:",
-                "            raise MalformedAvro(f'{count} items in {len(buf) - pos} bytes')",
+                "        if count > buflen - pos:",
+                "            raise MalformedAvro(f'{count} items in {buflen - pos} bytes')",
             ]
         return [
             "    while True:",
@@ -426,7 +429,8 @@ def build_reader(
             "\n".join(
                 [
                     "def entry(buf, pos):",
-                    "    room = [empty_items_room(len(buf))]",
+                    "    buflen = len(buf)",
+                    "    room = [empty_items_room(buflen)]",
                     *lines,
                     "    return value, pos",
                 ]
