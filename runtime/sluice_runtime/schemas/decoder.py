@@ -96,8 +96,15 @@ class RecordDecoder:
         compile_schema = compiler_for(fmt)
         decoders = registry.decoders
         fetch_in_place = self.fetch_in_place
+        # The decoders found, by the record's 5 header bytes: one look-up per record instead
+        # of reading the id and looking up (format, id). The registry's cache only grows,
+        # and only headers it holds a decoder for are kept, so this stays as small.
+        by_header: dict[bytes, tuple[Callable[[bytes], Any], int]] = {}
 
         def decode(raw: bytes) -> tuple[Any, str | None, int | None]:
+            known = by_header.get(raw[:HEADER_SIZE])
+            if known is not None:
+                return known[0](raw[HEADER_SIZE:]), None, known[1]
             found = schema_id(raw)
             decoder = decoders.get((fmt, found))
             if decoder is None:
@@ -114,6 +121,7 @@ class RecordDecoder:
                     decoder = registry.cached(fmt, found)
                     if decoder is None:  # pragma: no cover - resolve caches either answer
                         raise DecodeError(SCHEMA_NOT_FOUND, f"schema {found}")
+            by_header[raw[:HEADER_SIZE]] = (decoder, found)
             return decoder(raw[HEADER_SIZE:]), None, found
 
         return decode
