@@ -185,7 +185,7 @@ PATTERNS_MAX: Final = 100
 """Patterns in filter.patterns."""
 
 
-def _bounded_pattern(pattern: Any) -> Any:
+def bounded_pattern(pattern: Any) -> Any:
     """Refuse a pattern too deep or too large before anything walks it recursively (the
     compiler, error messages): such a pattern is a mistake or an attack, and checking it
     would take the time or the stack of everyone else.
@@ -220,7 +220,7 @@ def _bounded_pattern(pattern: Any) -> Any:
 # free-form fields, and a structural schema that bounded depth would have to spell out
 # both an object and an array branch at every level, 2^depth nodes.
 BoundedPattern = Annotated[
-    dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS), BeforeValidator(_bounded_pattern)
+    dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS), BeforeValidator(bounded_pattern)
 ]
 
 
@@ -237,7 +237,7 @@ class Filter(Model):
         Annotated[
             list[Annotated[dict[str, Any], Field(max_length=PATTERN_MAX_FIELDS)]],
             Field(max_length=PATTERNS_MAX),
-            BeforeValidator(_bounded_pattern),
+            BeforeValidator(bounded_pattern),
         ]
         | None
     ) = Field(

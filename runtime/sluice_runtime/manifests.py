@@ -90,6 +90,7 @@ def parse_manifest_documents(text: str, origin: str) -> list[ManifestDocument]:
             while loader.check_node():
                 node = loader.get_node()
                 if node is not None:
+                    _refuse_duplicate_keys(node, origin)
                     documents.append(ManifestDocument(loader.construct_document(node), node))
             return documents
         finally:
@@ -102,6 +103,37 @@ def parse_manifest_documents(text: str, origin: str) -> list[ManifestDocument]:
             reason=f"not valid YAML: {problem}",
             line=mark.line + 1 if mark is not None else None,
         ) from None
+
+
+def _refuse_duplicate_keys(root: yaml.Node, origin: str) -> None:
+    """A mapping that names a key twice: YAML loaders keep the last one, so the first
+    (a filter's condition, say) would be dropped without a word, where event-ruler
+    refuses a pattern that names an operator twice. Iterative, and each node is walked
+    once however many aliases name it. Merge keys (``<<``) are YAML's own way to
+    override and are left to the loader."""
+    pending, seen = [root], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_lines: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    first = first_lines.get((key.tag, key.value))
+                    if first is not None:
+                        raise ManifestError(
+                            origin,
+                            reason=f"the key {key.value!r} appears twice in one mapping (first at"
+                            f" line {first}): YAML keeps only the last",
+                            line=line,
+                        )
+                    first_lines[key.tag, key.value] = line
+                pending += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
 
 
 def _check_bounds(text: str, origin: str) -> None:

@@ -98,7 +98,7 @@ HOSTILE: dict[str, tuple[Callable[[], str | bytes], str]] = {
         "spec.window.maxInterval: a duration must be a finite number of seconds",
     ),
     "a 400-digit duration": (
-        lambda: HEAD + "  sink: {uri: 'http://f/', timeout: " + "9" * 400 + "h}\n",
+        lambda: with_spec(sink={"uri": "http://f/", "timeout": "9" * 400 + "h"}),
         "spec.sink.timeout: a duration must be a finite number of seconds",
     ),
     "NaN requests per second": (
@@ -115,6 +115,15 @@ HOSTILE: dict[str, tuple[Callable[[], str | bytes], str]] = {
     "UDF nested beyond the compiler": (
         lambda: with_spec(transform={"udf": {"source": "x = " + "-" * 200_000 + "1\n"}}),
         "spec.transform.udf: does not compile",
+    ),
+    # YAML keeps the last of two equal keys: the first condition would be dropped unseen.
+    "a filter condition named twice": (
+        lambda: (
+            HEAD
+            + "  filter:\n    pattern:\n      value:\n        amount:\n"
+            + "          - numeric: ['>', 100]\n            numeric: ['<', 0]\n"
+        ),
+        "c.yaml:12: the key 'numeric' appears twice in one mapping (first at line 11)",
     ),
     "UDF larger than a ConfigMap": (
         lambda: with_spec(transform={"udf": {"source": "#" * (2**20 + 1)}}),
@@ -162,3 +171,15 @@ def test_run_refuses_hostile_manifests_at_once(tmp_path: Path, case: str) -> Non
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
+
+
+def test_merge_keys_may_still_override_what_they_bring(tmp_path: Path) -> None:
+    """``<<`` is YAML's own way to override a key; it is not a key named twice."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "base: &base {maxMessages: 10, maxInterval: 1s}\n---\n"
+        + HEAD
+        + "  window:\n    <<: {maxMessages: 10, maxInterval: 1s}\n    maxMessages: 20\n"
+    )
+    result = sluice("validate", str(path))
+    assert result.returncode == 0, result.stderr

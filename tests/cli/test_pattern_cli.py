@@ -95,3 +95,32 @@ def test_an_invalid_event_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2
     assert "event: invalid JSON" in err
     assert err.count("\n") == 1
+
+
+def test_a_condition_named_twice_is_refused_not_dropped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """JSON parsers keep the last of two equal keys: the prefix "x" would be dropped and
+    the event below would match. event-ruler refuses such a pattern too."""
+    pattern = '{"value": {"device": [{"prefix": "ios", "prefix": "web"}]}}'
+    code, out, err = run(pattern, NOT_MATCHING, capsys)
+    assert (code, out) == (2, "")
+    assert err == "sluice test-pattern: pattern: the key 'prefix' appears twice in one object\n"
+
+
+def test_a_pattern_deeper_than_a_manifest_may_hold_is_refused_with_a_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pattern = '{"a": ' * 500 + "[1]" + "}" * 500
+    code, out, err = run(pattern, MATCHING, capsys)
+    assert (code, out) == (2, "")
+    assert "pattern: is nested too deeply: more than 32 levels" in err
+
+
+def test_an_event_too_deep_to_match_is_an_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event = '{"value": {"a": ' + "[" * 995 + "1" + "]" * 995 + "}}"
+    code, out, err = run('{"value": {"a": [1]}}', event, capsys)
+    assert (code, out) == (2, "")
+    assert err == "sluice test-pattern: event: nested too deeply to match\n"
