@@ -77,14 +77,15 @@ def run_event_ruler(classpath: str, cases: Sequence[tuple[str, Sequence[str]]]) 
     return verdicts
 
 
-def run_sluice(pattern: str, events: Sequence[str]) -> Verdicts:
+def run_sluice(pattern: str, events: Sequence[str], *, text_allowed: bool = False) -> Verdicts:
     """Sluice's verdicts: the pattern read as ``sluice test-pattern`` reads it, each event
-    decoded as the runtime decodes a record's value."""
+    decoded as the runtime decodes a record's value (JSON, or with ``text_allowed`` the
+    text the runtime makes of a value it cannot read as JSON)."""
     try:
         matches = compile_pattern(exactjson.loads(pattern))
     except PatternError as error:
         return Verdicts(str(error), ())
     decoded = [decode_bytes(event.encode()) for event in events]
-    if any(encoding != "json" for _, encoding in decoded):
+    if not text_allowed and any(encoding != "json" for _, encoding in decoded):
         raise ValueError(f"an event is not JSON: {events}")
     return Verdicts(None, tuple(matches(event) for event, _ in decoded))

@@ -151,6 +151,20 @@ DIFFERENCES = (
         "011",
     ),
     Difference(
+        "A field that is both a value and an object, in nested arrays",
+        {"b": [False], "$or": [{"b": {"c": [1]}}, {"z": [1]}]},
+        ({"b": [[False], {"c": 1}]}, {"b": [False, {"c": 1}]}, {"b": [False, [{"c": 1}]]}),
+        "011",
+        "111",
+    ),
+    Difference(
+        "Values a JSON parser cannot hold",
+        {"b": ["x"]},
+        ('{"a": 1e400, "b": "x"}', '{"a": "\\ud800", "b": "x"}', '{"a": 1, "b": "x"}'),
+        "111",
+        "001",
+    ),
+    Difference(
         "exists: false in an array of objects",
         {"c": {"b": [{"exists": False}]}},
         ({"c": [{}, {"b": 1}]}, {"c": [{}]}),
@@ -205,6 +219,27 @@ DIFFERENCES = (
         ({"ip": "fe80::1%eth0"},),
         "0",
         "1",
+    ),
+    Difference(
+        "Address spellings",  # an IPv6 group of more than four digits
+        {"ip": [{"cidr": "2001:db8::/32"}]},
+        ({"ip": "2001:db8::00001"}, {"ip": "2001:db8::1"}),
+        "11",
+        "01",
+    ),
+    Difference(
+        "Address spellings",  # a block written in IPv4-mapped form
+        {"ip": [{"cidr": "::ffff:1.2.3.0/120"}]},
+        ({"ip": "::ffff:1.2.3.4"},),
+        REFUSED,
+        "1",
+    ),
+    Difference(
+        "Address spellings",  # a prefix length with a sign
+        {"ip": [{"cidr": "10.0.0.0/+8"}]},
+        ({"ip": "10.0.0.1"},),
+        "1",
+        REFUSED,
     ),
     Difference(
         "Exact values that are IP addresses",
@@ -319,10 +354,13 @@ def _verdict(verdicts: Verdicts) -> str:
 
 @pytest.fixture(scope="module")
 def ruler_on_differences(classpath: str) -> list[Verdicts]:
-    return run_event_ruler(
-        classpath,
-        [(_text(d.pattern), [_text(event) for event in d.events]) for d in DIFFERENCES],
-    )
+    """Each case in a JVM of its own (about 0.3 s each): event-ruler's answers where it
+    errs depend on what the same JVM matched before (after any of a dozen other cases
+    here, "An empty string beside a numeric range" matches the string too)."""
+    return [
+        run_event_ruler(classpath, [(_text(d.pattern), [_text(event) for event in d.events])])[0]
+        for d in DIFFERENCES
+    ]
 
 
 @pytest.mark.parametrize("index", range(len(DIFFERENCES)), ids=lambda i: DIFFERENCES[i].title)
@@ -330,7 +368,8 @@ def test_documented_difference_holds(index: int, ruler_on_differences: list[Verd
     difference = DIFFERENCES[index]
     events = [_text(event) for event in difference.events]
     assert _verdict(ruler_on_differences[index]) == difference.event_ruler
-    assert _verdict(run_sluice(_text(difference.pattern), events)) == difference.sluice
+    verdicts = run_sluice(_text(difference.pattern), events, text_allowed=True)
+    assert _verdict(verdicts) == difference.sluice
 
 
 def test_the_docs_explain_every_difference() -> None:
