@@ -26,9 +26,9 @@ import logging
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sluice_runtime.backpressure import ProcessBuffer
 from sluice_runtime.config import Buffer, Delivery, Window
@@ -50,6 +50,7 @@ from sluice_runtime.records import (
 from sluice_runtime.window import Batcher
 
 log = logging.getLogger("sluice.lane")
+T = TypeVar("T")
 
 UDF_CHUNK = 500  # records per round trip to the UDF's worker
 PREPARE_AHEAD_MAX_BYTES = 1 << 20  # larger batches are encoded only when their turn comes
@@ -206,7 +207,12 @@ class BatchStream:
                     run, sizes = [], []
                     now = time.monotonic()
                 if isinstance(processed, RecordFailure):
-                    retried = await lane.processing_failed(record, processed)
+                    lane.ledger.filtered(filtered)  # acknowledged now: they need nothing more
+                    filtered = []
+                    retried = await self._closing_due_batches(
+                        lane.processing_failed(record, processed)
+                    )
+                    now = time.monotonic()
                     if retried is None:
                         continue
                     produced = retried
@@ -224,6 +230,26 @@ class BatchStream:
             for batch in self.batcher.add_all(run, sizes, now):
                 await self._dispatch(batch)
         lane.ledger.filtered(filtered)
+
+    async def _closing_due_batches(self, failure_handled: Awaitable[T]) -> T:
+        """Wait for a failed record's policy (its dead-letter write, or retries while the
+        partition is held), which lasts as long as the dead-letter topic or the processing
+        stays broken, and meanwhile send the open batch when its interval is due: the
+        records before the failed one do not depend on it. Those after it wait, in order."""
+        waiting = asyncio.ensure_future(failure_handled)
+        try:
+            while True:
+                due = self.batcher.until_next(time.monotonic())
+                await asyncio.wait({waiting}, timeout=due)
+                if waiting.done():
+                    return waiting.result()
+                if len(self.batcher):
+                    await self._dispatch(self.batcher.flush("interval"))
+        finally:
+            if not waiting.done():  # this stream was cancelled: so is the wait
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Stopping):
+                    await waiting
 
     async def _dispatch(self, batch: Batch) -> None:
         """Start delivering a closed batch once fewer than ``concurrency`` are in flight.

@@ -382,3 +382,55 @@ def test_tolerance_none_holds_at_the_poison_event_a_partial_failure_names(
     # Named twice, then accepted: three sends, not one every maxDelay.
     assert sends[1] == 3
     assert committed(kafka_bootstrap, group, topic, 1) == {0: 2}
+
+
+@pytest.mark.parametrize(
+    ("in_worker", "tolerance"),
+    [(True, "all"), (False, "all"), (False, "none")],
+    ids=["udf-dlq-down", "filter-dlq-down", "filter-tolerance-none"],
+)
+def test_records_before_one_the_partition_waits_at_are_still_delivered(
+    kafka_bootstrap: str, make_topic: Callable[..., str], in_worker: bool, tolerance: str
+) -> None:
+    """Record 5 fails in processing and the partition waits at it: its dead-letter topic
+    cannot be written, or errorTolerance none holds it. Records 0-4, read before it and
+    sitting in the open batch, depend on nothing it does: the window's interval still
+    sends them (they waited with it before), and nothing past record 5 is committed."""
+    from conftest import unique_name
+
+    topic = make_topic()
+    dlq = unique_name("dlq-never")  # never created: the broker refuses writes to it
+    records = [(None, f'{{"i": {i}}}') for i in range(20)]
+    processing: dict[str, Any]
+    if in_worker:
+        records[5] = (None, '{"i": 5, "poison": true}')
+        processing = {"transform": {"udf": {"source": RAISE_ON_POISON_UDF}}}
+    else:  # nested too deeply for the matcher: a failure in stage filter
+        records[5] = (None, '{"i": 5, "poison": ' + "[" * 995 + "1" + "]" * 995 + "}")
+        processing = {"filter": {"pattern": {"value": {"poison": [{"exists": False}]}}}}
+    produce(kafka_bootstrap, topic, records)
+    with ThreadedFunctionServer() as function:
+        manifest = connector_manifest(
+            "dlq-before",
+            kafka_bootstrap,
+            topic,
+            function.url,
+            window={"maxMessages": 20, "maxInterval": "200ms"},
+            delivery={
+                "retry": FAST_RETRY,
+                "errorTolerance": tolerance,
+                "deadLetter": {"kafka": {"topic": dlq}},
+            },
+            **processing,
+        )
+        with RuntimeThread(manifest, grace=1.0) as runtime:
+            group = runtime.connector.consumer_group
+            wait_for(lambda: function.event_count >= 5, 20, "the records before the failed one")
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1)[0] == 5,
+                20,
+                "the commit of the records before the failed one",
+            )
+            time.sleep(1)
+            assert function.event_count == 5
+            assert committed(kafka_bootstrap, group, topic, 1)[0] == 5
