@@ -67,10 +67,11 @@ def build_udf_chunk_processor(run_udf: ChunkProcessor, decoder: RecordDecoder) -
 
 
 def _fetcher(decoder: RecordDecoder) -> Callable[[SchemaNotCached], Awaitable[None]]:
+    # A decoder of text or bytes formats alone has no registry, and never asks for one.
     registry = decoder.registry
-    assert registry is not None  # SchemaNotCached comes from registry formats only
 
     async def fetch(miss: SchemaNotCached) -> None:
+        assert registry is not None  # SchemaNotCached comes from registry formats only
         await registry.fetch_async(miss.fmt, miss.schema_id, compiler_for(miss.fmt))
 
     return fetch
