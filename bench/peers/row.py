@@ -3,7 +3,8 @@ rounds on one topic, so every ratio compares figures taken minutes apart on the 
 machine in the same state.
 
 Each round runs every contender once, in an order rotated from round to round: Kafka's
-consumer perf tool (the ceiling), the hand-tuned Python consumer, the Apache Camel route
+consumer perf tool (the ceiling), a Python process that reads and drops the records (the
+floor of any Python consumer), the hand-tuned Python consumer, the Apache Camel route
 (when its jars can be had) and the runtime once per batch sink format. Each reads the
 whole topic from the start with a fresh consumer group; the three that deliver post to a
 fresh counting function (bench.function), which times the first and last request.
@@ -12,6 +13,7 @@ Ratios are taken within a round, then their median is reported.
 
 from __future__ import annotations
 
+import json
 import time
 import typing
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from bench.runtime import Context, function_server, throughput_pass, wait_for_ev
 from sluice_runtime.config import Sink
 
 PERF_TOOL = "kafka-perf-tool"
+PYTHON_FLOOR = "python-floor"  # reads and drops: what any Python consumer pays a record
 PYTHON_PEER = "python-peer"
 CAMEL_PEER = "camel"
 PEERS = (PYTHON_PEER, CAMEL_PEER)
@@ -49,6 +52,8 @@ class Contender:
 
 def contenders(batch: int, camel: bool) -> list[Contender]:
     found = [Contender(PERF_TOOL), Contender(PYTHON_PEER)]
+    if batch > 1:  # one request a record: reading is not what the row is about
+        found.insert(1, Contender(PYTHON_FLOOR))
     if camel:
         found.append(Contender(CAMEL_PEER))
     formats = batch_formats() if batch > 1 else ["cloudevents-binary", "json-values"]
@@ -89,6 +94,22 @@ def python_peer_pass(
     return _delivery_figures(stats, cpu, peak)
 
 
+def python_floor_pass(
+    ctx: Context, tag: str, topic: str, records: int, partitions: int
+) -> dict[str, float]:
+    args = ["--bootstrap", ctx.kafka.bootstrap, "--topic", topic]
+    args += ["--group", ctx.kafka.group(tag), "--records", str(records)]
+    with Child("python-floor", "bench.peers.python_floor", args, ctx.work / f"{tag}.log") as floor:
+        floor.expect(f"assigned {partitions}", 60)
+        stats = json.loads(floor.expect("{", 180))
+    return {
+        "records_per_s": stats["records"] / stats["seconds"],
+        "cpu_us_per_record": stats["cpu_seconds"] / stats["records"] * 1e6,
+        "cpu_cores": stats["cpu_seconds"] / stats["seconds"],
+        "peak_rss_mb": stats["peak_rss_mb"],
+    }
+
+
 def run_contender(
     ctx: Context,
     contender: Contender,
@@ -108,6 +129,8 @@ def run_contender(
             tools,
             ctx.work / f"{tag}.log",
         )
+    if contender.name == PYTHON_FLOOR:
+        return python_floor_pass(ctx, tag, topic, records, partitions)
     if contender.name == PYTHON_PEER:
         return python_peer_pass(ctx, tag, topic, records, batch, partitions)
     if contender.name == CAMEL_PEER:
