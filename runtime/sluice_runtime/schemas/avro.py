@@ -21,13 +21,18 @@ import datetime as dt
 import io
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import fastavro
 import orjson
 
-from sluice_runtime.schemas.avro_reader import Reader, build_reader, finite_or_text
+from sluice_runtime.schemas.avro_reader import (
+    Reader,
+    build_framed_decoder,
+    build_reader,
+    finite_or_text,
+)
 from sluice_runtime.schemas.registry import Decoder, RegistrySchema
 from sluice_runtime.schemas.wire import DESERIALIZATION_ERROR, DecodeError
 
@@ -55,6 +60,10 @@ def compile_avro(schema: RegistrySchema, schema_id: int, *, generated: bool = Tr
         raise DecodeError(
             DESERIALIZATION_ERROR, f"schema {schema_id} is not a valid Avro schema: {error}"
         ) from None
+    if generated:
+        framed = _framed_decoder(schema, schema_id)
+        if framed is not None:
+            return framed
     fast = _generated_reader(schema) if generated else None
     if fast is not None:
         return _decoder(fast, schema_id)
@@ -63,7 +72,9 @@ def compile_avro(schema: RegistrySchema, schema_id: int, *, generated: bool = Tr
     check = _generated_reader(schema, check_only=True) if generated else None
     bounded = _decoder(check, schema_id) if check is not None else None
 
-    def decode(payload: bytes) -> Any:
+    def decode(payload: bytes, start: int = 0, /) -> Any:
+        if start:
+            payload = payload[start:]
         if bounded is not None:
             bounded(payload)
         stream = io.BytesIO(payload)
@@ -89,8 +100,28 @@ def _generated_reader(schema: RegistrySchema, check_only: bool = False) -> Reade
         return None
 
 
+def _framed_decoder(schema: RegistrySchema, schema_id: int) -> Decoder | None:
+    written: dict[str, Any] = {}  # the named types as written (logical types kept)
+    try:
+        for reference in _references_first(schema):
+            fastavro.parse_schema(orjson.loads(reference.text), named_schemas=written)
+        parsed = fastavro.parse_schema(orjson.loads(schema.text), named_schemas=written)
+        decode = build_framed_decoder(
+            parsed,
+            written,
+            _RAW_LOGICAL,
+            lambda error: _undecodable(error, schema_id),
+            lambda left: _bytes_left(left, schema_id),
+        )
+    except Exception:  # a schema fastavro reads once prepared, it keeps reading
+        return None
+    return cast(Decoder, decode) if decode is not None else None
+
+
 def _decoder(read: Reader, schema_id: int) -> Decoder:
-    def decode(payload: bytes) -> Any:
+    def decode(payload: bytes, start: int = 0, /) -> Any:
+        if start:
+            payload = payload[start:]
         try:
             value, end = read(payload, 0)
         except Exception as error:

@@ -146,6 +146,7 @@ class _Generator:
         self.functions: list[str] = []
         self.record_functions: dict[str, str] = {}  # full name → its reader's name
         self.counter = 0
+        self.uses_room = False  # an array or a map was met: items of no bytes are counted
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -286,27 +287,34 @@ class _Generator:
         function = self.fresh("record")
         if isinstance(name, str):  # before its fields: a recursive reference finds it
             self.record_functions[name] = function
-        fields = schema.get("fields")
-        if not isinstance(fields, list):
-            raise Unsupported("a record without fields")
-        body: list[str] = []
-        entries: list[str] = []
-        for index, field in enumerate(fields):
-            body += self.read(field["type"], f"v{index}", "    ")
-            entries.append(f"{self.constant(field['name'])}: v{index}")
+        body, value = self.record_fields(schema, "    ")
         self.functions.append(
             "\n".join(
                 [
                     f"def {function}(buf, pos, room):",
                     "    buflen = len(buf)",
                     *body,
-                    f"    return {{{', '.join(entries)}}}, pos",
+                    f"    return {value}, pos",
                 ]
             )
         )
         return function
 
+    def record_fields(self, schema: dict[str, Any], pad: str) -> tuple[list[str], str]:
+        """Lines that read a record's fields into v0, v1, ..., and the expression of the
+        record's value made of them."""
+        fields = schema.get("fields")
+        if not isinstance(fields, list):
+            raise Unsupported("a record without fields")
+        body: list[str] = []
+        entries: list[str] = []
+        for index, field in enumerate(fields):
+            body += self.read(field["type"], f"v{index}", pad)
+            entries.append(f"{self.constant(field['name'])}: v{index}")
+        return body, f"{{{', '.join(entries)}}}"
+
     def array(self, schema: dict[str, Any]) -> str:
+        self.uses_room = True
         function = self.fresh("array")
         item = self.read(schema.get("items"), "item", " " * 12)
         self.functions.append(
@@ -326,6 +334,7 @@ class _Generator:
         return function
 
     def map(self, schema: dict[str, Any]) -> str:
+        self.uses_room = True
         function = self.fresh("map")
         key = self.primitive("string", "key", " " * 12)
         value = self.read(schema.get("values"), "value", " " * 12)
@@ -443,3 +452,63 @@ def build_reader(
     )  # generated above, from no text of the schema
     entry: Reader = namespace["entry"]
     return entry
+
+
+def build_framed_decoder(
+    parsed: Any,
+    named: dict[str, Any],
+    logical: dict[str, tuple[frozenset[str], Convert | None]],
+    undecodable: Callable[[Exception], Exception],
+    bytes_left: Callable[[int], Exception],
+) -> Callable[..., Any] | None:
+    """``decode(buf, start=0)``: the value written with ``parsed`` in ``buf[start:]``, which
+    it must fill exactly (else ``bytes_left(count)`` is raised; a payload that does not
+    decode raises ``undecodable(error)``). It reads the record's bytes in place, past the
+    wire format's header, and the top-level record's fields in its own body: one function
+    call a value instead of four and no copy of the payload, a tenth of the decode stage
+    for a ten-field record.
+
+    None when build_reader would return None, or when the schema has an array or a map:
+    their bound on items of no bytes (empty_items_room) counts the payload's bytes, so
+    those keep build_reader's reader of the payload alone."""
+    generator = _Generator(named, logical)
+    generator.namespace["undecodable"] = undecodable
+    generator.namespace["bytes_left"] = bytes_left
+    pad = "        "
+    try:
+        top = named.get(parsed) if isinstance(parsed, str) else parsed
+        if isinstance(top, dict) and top.get("type") in ("record", "error"):
+            generator.record(top)  # its function, for a recursive reference to it
+            lines, value = generator.record_fields(top, pad)
+            lines.append(f"{pad}value = {value}")
+        else:
+            lines = generator.read(parsed, "value", pad)
+    except (Unsupported, RecursionError):
+        return None
+    if generator.uses_room:
+        return None
+    source = "\n\n".join(
+        [
+            *generator.functions,
+            "\n".join(
+                [
+                    "def decode(buf, pos=0):",
+                    "    buflen = len(buf)",
+                    "    room = None  # no array or map: nothing counts items of no bytes",
+                    "    try:",
+                    *lines,
+                    "    except Exception as error:",
+                    "        raise undecodable(error) from None",
+                    "    if pos != buflen:",
+                    "        raise bytes_left(buflen - pos)",
+                    "    return value",
+                ]
+            ),
+        ]
+    )
+    namespace = generator.namespace
+    exec(
+        compile(source, "<avro reader>", "exec"), namespace
+    )  # generated above, from no text of the schema
+    decode: Callable[..., Any] = namespace["decode"]
+    return decode

@@ -16,7 +16,7 @@ from typing import Any
 from sluice_runtime.config import REGISTRY_FORMATS, KafkaSource, RecordFormat
 from sluice_runtime.envelope import decode_bytes, envelope_of
 from sluice_runtime.records import Record
-from sluice_runtime.schemas.registry import Compiler, Registry, RegistryUnavailable
+from sluice_runtime.schemas.registry import Compiler, Decoder, Registry, RegistryUnavailable
 from sluice_runtime.schemas.wire import (
     DESERIALIZATION_ERROR,
     HEADER_SIZE,
@@ -99,12 +99,12 @@ class RecordDecoder:
         # The decoders found, by the record's 5 header bytes: one look-up per record instead
         # of reading the id and looking up (format, id). The registry's cache only grows,
         # and only headers it holds a decoder for are kept, so this stays as small.
-        by_header: dict[bytes, tuple[Callable[[bytes], Any], int]] = {}
+        by_header: dict[bytes, tuple[Decoder, int]] = {}
 
         def decode(raw: bytes) -> tuple[Any, str | None, int | None]:
             known = by_header.get(raw[:HEADER_SIZE])
             if known is not None:
-                return known[0](raw[HEADER_SIZE:]), None, known[1]
+                return known[0](raw, HEADER_SIZE), None, known[1]
             found = schema_id(raw)
             decoder = decoders.get((fmt, found))
             if decoder is None:
@@ -122,7 +122,7 @@ class RecordDecoder:
                     if decoder is None:  # pragma: no cover - resolve caches either answer
                         raise DecodeError(SCHEMA_NOT_FOUND, f"schema {found}")
             by_header[raw[:HEADER_SIZE]] = (decoder, found)
-            return decoder(raw[HEADER_SIZE:]), None, found
+            return decoder(raw, HEADER_SIZE), None, found
 
         return decode
 

@@ -22,7 +22,9 @@ def compile_json_schema(schema: RegistrySchema, schema_id: int) -> Decoder:
             DESERIALIZATION_ERROR, f"schema {schema_id} is {schema.schema_type}, not JSON"
         )
 
-    def decode(payload: bytes) -> Any:
+    def decode(payload: bytes, start: int = 0, /) -> Any:
+        if start:
+            payload = payload[start:]
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as error:

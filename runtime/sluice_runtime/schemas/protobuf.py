@@ -60,7 +60,9 @@ def compile_protobuf(schema: RegistrySchema, schema_id: int) -> Decoder:
             parse = classes[indexes] = message_factory.GetMessageClass(descriptor).FromString
         return parse
 
-    def decode(payload: bytes) -> Any:
+    def decode(payload: bytes, start: int = 0, /) -> Any:
+        if start:
+            payload = payload[start:]
         try:
             indexes, start = _message_indexes(payload)
             message = message_class(indexes)(payload[start:])

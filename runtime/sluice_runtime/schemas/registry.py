@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -66,8 +66,14 @@ class RegistryUnavailable(Exception):
     """The registry could not answer; retried, never a record's failure."""
 
 
-Decoder = Callable[[bytes], Any]
-"""Payload bytes (after the wire-format header) → the JSON value of the record."""
+class Decoder(Protocol):
+    """A record's bytes → its JSON value. The payload is ``data[start:]``: the record is
+    read in place past its wire-format header (copying it out cost more than reading
+    the header), and it must fill the rest of ``data`` exactly."""
+
+    def __call__(self, data: bytes, start: int = 0, /) -> Any: ...
+
+
 Compiler = Callable[[RegistrySchema, int], Decoder]
 """(schema, id) → its decoder; raises DecodeError when the schema cannot be used."""
 
