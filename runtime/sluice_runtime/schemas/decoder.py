@@ -64,7 +64,7 @@ class RecordDecoder:
         self.fetch_in_place = fetch_in_place
         self.key_format: RecordFormat = kafka.key_format
         self.value_format: RecordFormat = kafka.value_format
-        self._key = self._side(kafka.key_format)
+        self._key = _repeating(self._side(kafka.key_format))
         self._value = self._side(kafka.value_format)
 
     def envelope(self, record: Record) -> dict[str, Any]:
@@ -125,6 +125,29 @@ class RecordDecoder:
             return decoder(raw, HEADER_SIZE), None, found
 
         return decode
+
+
+_IMMUTABLE = frozenset((str, int, float, bool, type(None)))
+MAX_REMEMBERED_KEYS = 4096
+
+
+def _repeating(side: Side) -> Side:
+    """``side`` for keys, which repeat (users, devices, orders): what a key decoded to is
+    kept when it cannot be changed by whoever receives it (text, a number), so a key seen
+    before is a look-up rather than a parse. Bounded: emptied when full."""
+    seen: dict[bytes, tuple[Any, str | None, int | None]] = {}
+
+    def decode(raw: bytes) -> tuple[Any, str | None, int | None]:
+        found = seen.get(raw)
+        if found is None:
+            found = side(raw)
+            if type(found[0]) in _IMMUTABLE:
+                if len(seen) >= MAX_REMEMBERED_KEYS:
+                    seen.clear()
+                seen[raw] = found
+        return found
+
+    return decode
 
 
 def _json(raw: bytes) -> tuple[Any, str | None, int | None]:
