@@ -29,6 +29,7 @@ ROWS = (
     "queue-vs-group",
     "patterns",
     "transforms",
+    "bodies",
     "http-client",
     "throughput-avro",
     "peers-batch100",
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.micro import transforms_row
 
         attempt("transforms", lambda: transforms_row(args.repeat, args.quick, _log))
+    if "bodies" in args.rows:
+        from bench.micro import bodies_row
+
+        attempt("bodies", lambda: bodies_row(args.repeat, args.quick, _log))
     if "http-client" in args.rows:
         from bench.http_clients import http_client_row
 

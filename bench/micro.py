@@ -52,3 +52,29 @@ def transforms_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
             f"  run {index + 1}/{repeat}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
         )
     return row
+
+
+def bodies_row(repeat: int, quick: bool, log: Callable[[str], None]) -> Row:
+    """µs to write one record into a request body, per batch format: the part of a
+    record's cost that grows with the format (the peers rows' arithmetic needs it)."""
+    from bench.bodies import bench_bodies
+
+    formats = ("cloudevents-batch", "json-array", "json-values")
+    row = Row(
+        "bodies",
+        "µs of one core to write a pass-through record (the peers rows' ~200-byte keyed "
+        "JSON values) into a request body of 100, per batch format; headline "
+        "cloudevents-batch",
+        "cloudevents-batch",
+        "µs/record",
+        None,
+        also={name: (name, "µs/record") for name in formats[1:]},
+    )
+    for index in range(repeat):
+        costs = bench_bodies(formats, 0.3 if quick else 2.0)
+        row.runs.append(costs)
+        log(
+            f"  run {index + 1}/{repeat}: "
+            + ", ".join(f"{name} {cost:.2f} µs/record" for name, cost in costs.items())
+        )
+    return row

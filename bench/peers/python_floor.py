@@ -34,6 +34,11 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--all-fields",
+        action="store_true",
+        help="also take the topic, partition, timestamp, key and headers (an envelope's)",
+    )
     args = parser.parse_args()
     consumer = Consumer(
         {
@@ -58,11 +63,23 @@ def main() -> None:
         messages = consume(POLL_BATCH, 0.1)
         if not messages:
             continue
-        for message in messages:
-            if message.error() is None:
-                message.value()
-                message.offset()
-                read += 1
+        if args.all_fields:
+            for message in messages:
+                if message.error() is None:
+                    message.topic()
+                    message.partition()
+                    message.offset()
+                    message.timestamp()
+                    message.key()
+                    message.value()
+                    message.headers()
+                    read += 1
+        else:
+            for message in messages:
+                if message.error() is None:
+                    message.value()
+                    message.offset()
+                    read += 1
         if started is None:  # the clocks start once the first batch is in
             started, first_read = (time.monotonic(), time.process_time()), read
     ended = (time.monotonic(), time.process_time())
