@@ -367,3 +367,39 @@ def test_a_decimal_longer_than_the_bound_fails_before_its_digits_are_made(
     too_long = b"\x00" * 400_000 + b"\x07"
     with pytest.raises(DecodeError, match="a decimal of 400001 bytes"):
         decode(branch + zigzag(len(too_long)) + too_long)
+
+
+def _long_encodings() -> list[bytes]:
+    """Every length a long takes, at both ends of each, non-canonical padding (a value
+    continued with zero groups, which writers may emit), and 10- and 11-byte varints."""
+    values = [0, 1, -1, 63, -64, 64, -65]
+    for bits in range(7, 64, 7):
+        values += [2 ** (bits - 1) - 1, -(2 ** (bits - 1)), 2 ** (bits - 1), -(2 ** (bits - 1)) - 1]
+    values += [2**63 - 1, -(2**63)]
+    encodings = [zigzag(value) for value in values if -(2**63) <= value < 2**63]
+    encodings += [b"\x80\x00", b"\xff\x80\x80\x00", b"\x81" + b"\x80" * 8 + b"\x01"]
+    encodings += [b"\xff" * 9 + b"\x7f", b"\xff" * 3]  # ten bytes; cut short
+    return encodings
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "long",
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": "n", "type": "long"}, {"name": "s", "type": "string"}],
+        },
+    ],
+    ids=["top", "in-record"],
+)
+def test_longs_of_every_length_decode_as_fastavro(schema: Any) -> None:
+    generated, reference = decoders(schema)
+    tail = b"" if schema == "long" else zigzag(2) + b"ok"
+    for encoding in _long_encodings():
+        payload = encoding + tail
+        assert outcome(generated, payload) == outcome(reference, payload), encoding.hex()
+    # fastavro reads varints of any length; more than ten bytes cannot be a long, so a
+    # payload could make an integer of any size out of them.
+    assert outcome(generated, b"\xff" * 10 + b"\x01" + tail) == "DecodeError"
