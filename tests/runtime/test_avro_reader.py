@@ -403,3 +403,30 @@ def test_longs_of_every_length_decode_as_fastavro(schema: Any) -> None:
     # fastavro reads varints of any length; more than ten bytes cannot be a long, so a
     # payload could make an integer of any size out of them.
     assert outcome(generated, b"\xff" * 10 + b"\x01" + tail) == "DecodeError"
+
+
+def test_records_nested_deeper_than_inlined_decode_as_fastavro() -> None:
+    """Nested records are read inline down to MAX_INLINED_DEPTH, then by their functions;
+    the same record type twice side by side, and a union holding one, read alike."""
+    from sluice_runtime.schemas.avro_reader import MAX_INLINED_DEPTH
+
+    inner: Any = {"type": "record", "name": "L0", "fields": [{"name": "n", "type": "long"}]}
+    for level in range(1, MAX_INLINED_DEPTH + 3):
+        inner = {
+            "type": "record",
+            "name": f"L{level}",
+            "fields": [
+                {"name": "a", "type": inner},
+                {"name": "b", "type": "string"},
+                {"name": "c", "type": ["null", f"L{level - 1}"]},
+            ],
+        }
+    top = {
+        "type": "record",
+        "name": "Top",
+        "fields": [{"name": "x", "type": inner}, {"name": "y", "type": f"L{MAX_INLINED_DEPTH}"}],
+    }
+    generated, reference = decoders(top)
+    for seed in range(5):
+        for payload in payloads(top, 10, seed):
+            assert outcome(generated, payload) == outcome(reference, payload)

@@ -48,6 +48,10 @@ def empty_items_room(payload_size: int) -> int:
     return min(MAX_EMPTY_ITEMS, EMPTY_ITEMS_FREE + EMPTY_ITEMS_PER_BYTE * payload_size)
 
 
+MAX_INLINED_DEPTH = 4
+"""Records nested deeper than this are read by calling their function: the generated code
+stays small whatever a schema's depth."""
+
 MAX_DECIMAL_BYTES = 1024
 """The longest decimal read (2,466 digits): turning an integer into a decimal takes time
 that grows with the square of its length (400 KB took 27 s of the event loop)."""
@@ -177,6 +181,7 @@ class _Generator:
         self.record_functions: dict[str, str] = {}  # full name → its reader's name
         self.counter = 0
         self.uses_room = False  # an array or a map was met: items of no bytes are counted
+        self.inlining: list[str] = []  # the records whose fields are being read inline
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -197,7 +202,7 @@ class _Generator:
             if definition is None:
                 raise Unsupported(f"unknown type {schema!r}")
             if isinstance(definition, dict) and definition.get("type") in ("record", "error"):
-                return [f"{pad}{target}, pos = {self.record(definition)}(buf, pos, room)"]
+                return self.nested_record(definition, target, pad)
             return self.read(definition, target, pad)
         if isinstance(schema, list):
             return self.union(schema, target, pad)
@@ -218,7 +223,7 @@ class _Generator:
                     lines.append(f"{pad}{target} = {self.constant(convert_logical)}({target})")
                 return lines
         if kind in ("record", "error"):
-            return [f"{pad}{target}, pos = {self.record(schema)}(buf, pos, room)"]
+            return self.nested_record(schema, target, pad)
         if kind == "array":
             return [f"{pad}{target}, pos = {self.array(schema)}(buf, pos, room)"]
         if kind == "map":
@@ -323,7 +328,11 @@ class _Generator:
         function = self.fresh("record")
         if isinstance(name, str):  # before its fields: a recursive reference finds it
             self.record_functions[name] = function
-        body, value = self.record_fields(schema, "    ")
+        outer, self.inlining = self.inlining, [name] if isinstance(name, str) else []
+        try:
+            body, value = self.record_fields(schema, "    ")
+        finally:
+            self.inlining = outer
         self.functions.append(
             "\n".join(
                 [
@@ -336,17 +345,35 @@ class _Generator:
         )
         return function
 
-    def record_fields(self, schema: dict[str, Any], pad: str) -> tuple[list[str], str]:
-        """Lines that read a record's fields into v0, v1, ..., and the expression of the
-        record's value made of them."""
+    def nested_record(self, schema: dict[str, Any], target: str, pad: str) -> list[str]:
+        """A record inside another: its fields read in the enclosing code (a call and a
+        tuple less per nested record), unless it is one of the records being inlined
+        already (a recursive type) or nesting is deep, where its function is called."""
+        name = schema.get("name")
+        if len(self.inlining) >= MAX_INLINED_DEPTH or not isinstance(name, str):
+            return [f"{pad}{target}, pos = {self.record(schema)}(buf, pos, room)"]
+        if name in self.inlining:
+            return [f"{pad}{target}, pos = {self.record(schema)}(buf, pos, room)"]
+        self.inlining.append(name)
+        try:
+            body, value = self.record_fields(schema, pad, self.fresh("r") + "_")
+        finally:
+            self.inlining.pop()
+        return [*body, f"{pad}{target} = {value}"]
+
+    def record_fields(
+        self, schema: dict[str, Any], pad: str, prefix: str = "v"
+    ) -> tuple[list[str], str]:
+        """Lines that read a record's fields into {prefix}0, {prefix}1, ..., and the
+        expression of the record's value made of them."""
         fields = schema.get("fields")
         if not isinstance(fields, list):
             raise Unsupported("a record without fields")
         body: list[str] = []
         entries: list[str] = []
         for index, field in enumerate(fields):
-            body += self.read(field["type"], f"v{index}", pad)
-            entries.append(f"{self.constant(field['name'])}: v{index}")
+            body += self.read(field["type"], f"{prefix}{index}", pad)
+            entries.append(f"{self.constant(field['name'])}: {prefix}{index}")
         return body, f"{{{', '.join(entries)}}}"
 
     def array(self, schema: dict[str, Any]) -> str:
@@ -515,6 +542,8 @@ def build_framed_decoder(
         top = named.get(parsed) if isinstance(parsed, str) else parsed
         if isinstance(top, dict) and top.get("type") in ("record", "error"):
             generator.record(top)  # its function, for a recursive reference to it
+            name = top.get("name")
+            generator.inlining = [name] if isinstance(name, str) else []
             lines, value = generator.record_fields(top, pad)
             lines.append(f"{pad}value = {value}")
         else:
