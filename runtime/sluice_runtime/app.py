@@ -33,20 +33,19 @@ from sluice_runtime.health import HealthTracker, RuntimeHealth
 from sluice_runtime.lane import Lane, LaneServices
 from sluice_runtime.metrics import Metrics, ProbeServer, runtime_probes
 from sluice_runtime.processes import announce_port
-from sluice_runtime.processors import ChunkProcessor, Processor, build_processor
+from sluice_runtime.processors import ChunkProcessor, Processor, build_processor, pass_through
 from sluice_runtime.ratelimit import AdaptiveLimiter
 from sluice_runtime.records import Record
 from sluice_runtime.schemas.decoder import RecordDecoder, build_decoder
 from sluice_runtime.schemas.runtime import (
     build_chunk_processor,
-    build_udf_chunk_processor,
-    with_json_formats,
+    build_worker_chunk_processor,
 )
 from sluice_runtime.share_source import RecordKey, ShareReader, work_on_acquired
 from sluice_runtime.sink import HttpSink
 from sluice_runtime.source import KafkaReader, kafka_auth_settings
 from sluice_runtime.transform import load_udf_source
-from sluice_runtime.udf_pool import UdfPool, make_undumpable
+from sluice_runtime.udf_pool import WorkerPool, make_undumpable
 
 log = logging.getLogger("sluice.runtime")
 
@@ -180,15 +179,16 @@ class DataPlane:
         # Keys or values from a schema registry: schemas are fetched off the loop, so the
         # records are processed in chunks that can wait for them (schemas/runtime.py).
         decoder = build_decoder(spec.source.kafka)
-        processor, udf_pool = await self._processing(decoder)
-        chunk_processor: ChunkProcessor | None = udf_pool.process if udf_pool is not None else None
-        if decoder is not None:
-            if chunk_processor is not None:
-                chunk_processor = build_udf_chunk_processor(chunk_processor, decoder)
-            else:
-                assert processor is not None
-                chunk_processor = build_chunk_processor(processor, decoder)
-                processor = None
+        processor, worker_pool = await self._processing(decoder)
+        chunk_processor: ChunkProcessor | None = None
+        if worker_pool is not None:
+            chunk_processor = worker_pool.process
+            if decoder is not None:
+                chunk_processor = build_worker_chunk_processor(worker_pool, decoder)
+        elif decoder is not None:
+            assert processor is not None
+            chunk_processor = build_chunk_processor(processor, decoder)
+            processor = None
         sink = HttpSink(self.connector, self.sink_uri, MAX_CONCURRENCY)
         rate = spec.delivery.rate_limit.requests_per_second if spec.delivery.rate_limit else None
         limiter = AdaptiveLimiter(MAX_CONCURRENCY, rate, self.metrics)
@@ -264,8 +264,8 @@ class DataPlane:
         finally:
             heartbeat.cancel()
             await sink.close()
-            if udf_pool is not None:
-                await udf_pool.close()
+            if worker_pool is not None:
+                await worker_pool.close()
             if decoder is not None and decoder.registry is not None:
                 decoder.registry.close()
             if dead_letter is not None:
@@ -275,15 +275,21 @@ class DataPlane:
 
     async def _processing(
         self, decoder: RecordDecoder | None
-    ) -> tuple[Processor | None, UdfPool | None]:
-        """The in-process processor, or, for a UDF, its worker process (started, with the
-        UDF module imported: a SpecError when it cannot be)."""
-        transform = self.connector.spec.transform
-        if transform is None or transform.udf is None:
-            return build_processor(self.connector, self.base_dir, decoder=decoder), None
-        source = load_udf_source(transform.udf, self.base_dir, ("spec", "transform", "udf"))
+    ) -> tuple[Processor | None, WorkerPool | None]:
+        """The in-process processor, or the worker process (started, a UDF's module
+        imported: a SpecError when it cannot be) for a UDF or ``runtime.processing:
+        worker``. Records that pass through untouched need neither."""
+        spec = self.connector.spec
+        udf = spec.transform.udf if spec.transform is not None else None
+        source: str | None = None
+        if udf is not None:
+            source = load_udf_source(udf, self.base_dir, ("spec", "transform", "udf"))
+        else:
+            processor = build_processor(self.connector, self.base_dir, decoder=decoder)
+            if spec.runtime.processing == "inline" or processor is pass_through:
+                return processor, None
         make_undumpable()
-        pool = UdfPool(with_json_formats(self.connector), source)
+        pool = WorkerPool(self.connector, source)
         await pool.start()
         return None, pool
 

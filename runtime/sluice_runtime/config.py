@@ -585,6 +585,13 @@ class Runtime(Model):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Runtime log level."
     )
+    processing: Literal["inline", "worker"] = Field(
+        default="inline",
+        description="Where records are decoded, filtered and transformed: inline, in the "
+        "runtime's event loop, or worker, in a worker process beside it, so that a pod with "
+        "two cores uses both (schema registry formats, heavy filters and templates). A UDF "
+        "always runs in the worker.",
+    )
 
 
 class ConnectorSpec(Model):

@@ -1,11 +1,16 @@
-"""Runs a Connector's decode → filter → UDF chain in a worker process (``udf_worker.py``).
+"""Runs a Connector's decode → filter → transform chain in a worker process
+(``udf_worker.py``): always for a UDF, and with ``spec.runtime.processing: worker``.
 
 Lanes hand over chunks of records, not one record per round trip. Each chunk has a
-deadline of ``transform.udf.timeout`` per record. When the worker overruns it, dies (an
-``os._exit``, a crash, its memory limit) or answers nonsense, it is killed and started
-again, and the chunk's records are run one at a time to find the culprit: that record
-fails in stage ``transform``, the others go on as usual (a UDF may see a record twice, as
-at-least-once allows).
+deadline of ``transform.udf.timeout`` per record (``WORKER_TIMEOUT`` without a UDF). When
+the worker overruns it, dies (an ``os._exit``, a crash, its memory limit) or answers
+nonsense, it is killed and started again, and the chunk's records are run one at a time to
+find the culprit: that record fails in stage ``transform`` (``decode`` without a UDF), the
+others go on as usual (a UDF may see a record twice, as at-least-once allows).
+
+Records go to the worker as read. The worker cannot ask the schema registry, so the
+runtime fetches the schemas they name and the pool gives each worker, with the chunk that
+first needs it, every schema it has not had yet.
 
 The worker's environment holds no Secrets, and the runtime makes itself non-dumpable so
 that, running as the same non-root user, the worker cannot read the runtime's environment
@@ -34,19 +39,25 @@ from sluice_runtime.envelope import SIMDJSON_MAX, is_json, thread_parse
 from sluice_runtime.errors import SpecError
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.processors import Processed
-from sluice_runtime.records import JsonText, Record, RecordFailure
+from sluice_runtime.records import JsonText, Record, RecordFailure, Stage
+from sluice_runtime.schemas.registry import RegistrySchema
 from sluice_runtime.udf_worker import FAILURE, HEADER, LENGTH, MAX_ANSWER, ONE_EACH, STAGES
 
 log = logging.getLogger("sluice.udf")
 
 STARTUP_TIMEOUT = 10.0  # seconds for the worker to import the UDF module
 KILL_WAIT = 5.0  # seconds for a killed worker to be gone, pipes closed
+# Without a UDF the worker runs only Sluice's own code: a record's deadline and the
+# worker's address space are those a UDF gets by default.
+WORKER_TIMEOUT = 5.0
+WORKER_MEMORY = 512 * 2**20
 # What the worker's environment keeps: enough to start Python, nothing that could be a
 # credential (the operator puts Secrets into SLUICE_* variables).
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
 
 
 UDF_FIELD = ("spec", "transform", "udf")
+PROCESSING_FIELD = ("spec", "runtime", "processing")
 
 
 class UdfStartError(SpecError):
@@ -86,6 +97,7 @@ class _Worker:
         self.waiting: deque[asyncio.Future[bytes]] = deque()  # in the order sent
         self.queued = 0  # records sent and not yet answered
         self.failed: WorkerFailed | None = None
+        self.schemas: set[tuple[str, int]] = set()  # the schemas this worker was given
         self._reader: asyncio.Task[None] | None = None
 
     def start_reading(self) -> None:
@@ -160,20 +172,27 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
             process.kill()
 
 
-class UdfPool:
-    """The runtime's UDF worker. ``process`` is safe to call from several lanes at once:
-    their chunks are pipelined to the one worker process."""
+class WorkerPool:
+    """The runtime's worker process. ``process`` is safe to call from several lanes at
+    once: their chunks are pipelined to the one worker process."""
 
-    def __init__(self, connector: Connector, udf_source: str) -> None:
+    def __init__(self, connector: Connector, udf_source: str | None) -> None:
         udf = connector.spec.transform.udf if connector.spec.transform else None
-        assert udf is not None, "a UdfPool is only made for a UDF transform"
+        assert (udf is None) == (udf_source is None), "a UDF's source, and only a UDF's"
         self.connector = connector
         self.udf_source = udf_source
-        self.timeout = udf.timeout
-        self.memory_limit = int(udf.memory_limit)
+        self.timeout = udf.timeout if udf is not None else WORKER_TIMEOUT
+        self.memory_limit = int(udf.memory_limit) if udf is not None else WORKER_MEMORY
+        # Where a record that brings the worker down fails: in the UDF when there is one.
+        self.culprit_stage: Stage = "transform" if udf is not None else "decode"
+        self.schemas: dict[tuple[str, int], RegistrySchema] = {}
         self._worker: _Worker | None = None
         self._sending = asyncio.Lock()  # chunks are sent one after the other
         self._turn = asyncio.Lock()  # held while a lane runs records one at a time
+
+    def add_schema(self, fmt: str, schema_id: int, schema: RegistrySchema) -> None:
+        """A schema the worker's records may name, fetched by the runtime."""
+        self.schemas[fmt, schema_id] = schema
 
     async def start(self) -> None:
         """Start the worker and wait until the UDF module is imported (UdfStartError if
@@ -181,11 +200,15 @@ class UdfPool:
         try:
             self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
         except TimeoutError:
+            if self.udf_source is None:
+                raise SpecError(PROCESSING_FIELD, "the worker did not start in time") from None
             raise UdfStartError(
                 f"the module did not finish importing within {STARTUP_TIMEOUT:.0f}s "
                 "(code that runs at import must return)"
             ) from None
         except WorkerFailed as error:
+            if self.udf_source is None:
+                raise SpecError(PROCESSING_FIELD, f"the worker failed to start: {error}") from None
             raise UdfStartError(f"the worker failed to start: {error}") from None
 
     async def _spawn(self) -> _Worker:
@@ -232,7 +255,7 @@ class UdfPool:
         except WorkerFailed as error:
             if len(records) > 1:
                 log.warning(
-                    "UDF worker failed on a chunk of %d records (%s); running them one by one",
+                    "Worker failed on a chunk of %d records (%s); running them one by one",
                     len(records),
                     error,
                 )
@@ -244,8 +267,10 @@ class UdfPool:
                 try:
                     results += await self._run([record], alone=True)
                 except WorkerFailed as error:
-                    log.warning("UDF worker failed on record %s: %s", record.event_id, error)
-                    results.append(RecordFailure("transform", f"UDF worker: {error}"))
+                    log.warning("Worker failed on record %s: %s", record.event_id, error)
+                    stage = self.culprit_stage
+                    name = "UDF worker" if stage == "transform" else "worker"
+                    results.append(RecordFailure(stage, f"{name}: {error}"))
             return results
 
     async def _run(self, records: list[Record], alone: bool = False) -> list[Processed]:
@@ -265,13 +290,19 @@ class UdfPool:
                 while worker.waiting:  # let what is in flight finish (or fail) first
                     await asyncio.wait([worker.waiting[-1]])
                 worker = await self._current()
+            # Sent in order and read in order: a schema arrives before the records after it.
+            given = [
+                (*key, kept) for key, kept in self.schemas.items() if key not in worker.schemas
+            ]
+            worker.schemas.update(self.schemas)
+            schemas = pickle.dumps(given, protocol=pickle.HIGHEST_PROTOCOL)
             answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             worker.waiting.append(answered)
             # The worker answers in order: this chunk's deadline covers those ahead of it.
             deadline = self.timeout * (worker.queued + len(records))
             worker.queued += len(records)
             try:
-                await worker.send(chunk)
+                await worker.send(LENGTH.pack(len(schemas)) + schemas + chunk)
             except (ConnectionError, BrokenPipeError):
                 worker.fail(WorkerFailed("its process ended"))
         try:
@@ -299,7 +330,7 @@ class UdfPool:
             self._worker = await asyncio.wait_for(self._spawn(), STARTUP_TIMEOUT)
         except (TimeoutError, WorkerFailed, UdfStartError) as error:
             # It started before with the same code: this is the machine, not the record.
-            raise RuntimeError(f"could not restart the UDF worker: {error!r}") from error
+            raise RuntimeError(f"could not restart the worker: {error!r}") from error
         return self._worker
 
     async def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The UDF worker: a child process that runs decode → filter → UDF for the runtime.
+"""The worker: a child process that runs decode → filter → transform for the runtime,
+always for a UDF and with ``spec.runtime.processing: worker`` (``udf_pool.py``).
 
 A UDF is user code. Run inside the runtime it could end the process (``os._exit``), freeze
 it (an endless loop), or read the Kafka password and the sink's token from the
@@ -10,7 +11,10 @@ The conversation, over the worker's stdin and stdout, one length-prefixed frame 
 
     runtime → worker   JSON {"connector": manifest, "udfSource": text}
     worker  → runtime  JSON {"ready": true}  or  {"error": "transform.udf: ..."}
-    runtime → worker   pickle: a chunk of records as tuples          (repeated)
+    runtime → worker   the length of a pickle of the schemas this worker has not had
+                       yet, as (format, id, RegistrySchema), that pickle, then a pickle
+                       of a chunk of records as tuples, read as Kafka holds them
+                                                                      (repeated)
     worker  → runtime  per record: 0, the count of its events and each event as
                        length-prefixed JSON; or 1, the stage and the reason it failed.
                        When every record of the chunk produced exactly one event (the
@@ -30,13 +34,20 @@ import pickle
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from sluice_runtime.envelope import encode_envelope
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.exactjson import loads as exact_loads
-from sluice_runtime.records import Record, RecordFailure, Stage
+from sluice_runtime.records import ENVELOPE, Record, RecordFailure, Stage
+from sluice_runtime.schemas.decoder import RecordDecoder, SchemaNotCached, needs_decoder
+from sluice_runtime.schemas.registry import Registry
+from sluice_runtime.schemas.wire import SCHEMA_NOT_FOUND
+
+if TYPE_CHECKING:
+    from sluice_runtime.config import Connector
 
 HEADER = struct.Struct(">I")
 LENGTH = struct.Struct(">I")
@@ -79,6 +90,7 @@ def main() -> int:
     from sluice_runtime.config import load_connector
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import build_processor
+    from sluice_runtime.schemas.decoder import compiler_for
 
     hello = read_frame(conversation_in)
     if hello is None:
@@ -86,17 +98,38 @@ def main() -> int:
     setup = exact_loads(hello)
     connector = load_connector(setup["connector"], "the runtime's Connector")
     setup_logging(connector.spec.runtime.log_level)
+    decoder = worker_decoder(connector)
     try:
-        process = build_processor(connector, udf_source=setup["udfSource"], udf_in_worker=True)
+        process = build_processor(
+            connector, udf_source=setup["udfSource"], udf_in_worker=True, decoder=decoder
+        )
     except Exception as error:  # the spec error's text names the field
         write_frame(conversation_out, orjson.dumps({"error": str(error)}))
         return 1
     write_frame(conversation_out, b'{"ready":true}')
+    registry = decoder.registry if decoder is not None else None
     while True:
         frame = read_frame(conversation_in)
         if frame is None:
             return 0  # the runtime closed the conversation
-        write_frame(conversation_out, chunk_answer(process, pickle.loads(frame)))
+        (size,) = LENGTH.unpack_from(frame)
+        schemas_end = LENGTH.size + size
+        for fmt, schema_id, schema in pickle.loads(frame[LENGTH.size : schemas_end]):
+            if registry is not None:
+                registry.install(fmt, schema_id, schema, compiler_for(fmt))
+        chunk = pickle.loads(frame[schemas_end:])
+        write_frame(conversation_out, chunk_answer(process, chunk))
+
+
+def worker_decoder(connector: Connector) -> RecordDecoder | None:
+    """The worker's record decoder: schemas come from the runtime (``Registry.install``),
+    never from the registry, whose credentials the worker does not hold; a record naming
+    one it was not given fails in stage decode (``chunk_answer``)."""
+    kafka = connector.spec.source.kafka
+    if not needs_decoder(kafka):
+        return None
+    spec = kafka.schema_registry
+    return RecordDecoder(kafka, Registry(spec, environ={}) if spec is not None else None)
 
 
 _ONE_EVENT = b"\x00" + LENGTH.pack(1)
@@ -120,7 +153,17 @@ def chunk_answer(process: Callable[[Record], Any], chunk: list[tuple[Any, ...]])
     answers: list[bytes] | None = None
     non_str_keys = orjson.OPT_NON_STR_KEYS
     for fields in chunk:
-        processed = process(Record(*fields))
+        record = Record(*fields)
+        try:
+            processed = process(record)
+        except SchemaNotCached as missing:  # the runtime gives every schema it checked
+            processed = RecordFailure(
+                "decode", f"{SCHEMA_NOT_FOUND}: the worker was not given {missing}"
+            )
+        if type(processed) is list and len(processed) == 1 and processed[0] is ENVELOPE:
+            # Passed as read (a filter alone): the envelope written from the record's bytes,
+            # as the runtime writes it for such records.
+            processed = [orjson.Fragment(encode_envelope(record))]
         if answers is None:
             if type(processed) is list and len(processed) == 1:
                 try:

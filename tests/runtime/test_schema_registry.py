@@ -73,6 +73,9 @@ KEY_SCHEMA = {
     "fields": [{"name": "customer", "type": "long"}],
 }
 PLACED = dt.datetime(2026, 12, 1, 23, 59, 58, 250000, tzinfo=dt.UTC)
+# Decoded in the runtime's event loop, or in its worker process (given the schemas by the
+# runtime, which alone may ask the registry): the same records, the same outcomes.
+PROCESSING = pytest.mark.parametrize("processing", ["inline", "worker"])
 
 
 Encode = Callable[[Any, SerializationContext], bytes]
@@ -125,11 +128,13 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> 
     return messages
 
 
+@PROCESSING
 def test_avro_values_and_keys_are_filtered_and_templated_on_decoded_fields(
     kafka_bootstrap: str,
     schema_registry: str,
     registry: SchemaRegistryClient,
     make_topic: Callable[..., str],
+    processing: str,
 ) -> None:
     topic = make_topic()
     values_v1, values_v2 = serializer(registry, ORDER_V1), serializer(registry, ORDER_V2)
@@ -167,6 +172,7 @@ def test_avro_values_and_keys_are_filtered_and_templated_on_decoded_fields(
             },
             window={"maxMessages": 100, "maxInterval": "100ms"},
         )
+        manifest["spec"]["runtime"] = {"processing": processing}
         kafka = manifest["spec"]["source"]["kafka"]
         kafka.update(valueFormat="avro", keyFormat="avro", schemaRegistry={"url": schema_registry})
         with RuntimeThread(manifest) as runtime:
@@ -187,11 +193,13 @@ def test_avro_values_and_keys_are_filtered_and_templated_on_decoded_fields(
     }
 
 
+@PROCESSING
 def test_records_that_cannot_be_decoded_are_dead_lettered_with_their_bytes(
     kafka_bootstrap: str,
     schema_registry: str,
     registry: SchemaRegistryClient,
     make_topic: Callable[..., str],
+    processing: str,
 ) -> None:
     topic, dlq = make_topic(), make_topic(prefix="dlq")
     good = serializer(registry, ORDER_V1)(
@@ -220,6 +228,7 @@ def test_records_that_cannot_be_decoded_are_dead_lettered_with_their_bytes(
             window={"maxMessages": 10, "maxInterval": "100ms"},
             delivery={"errorTolerance": "all", "deadLetter": {"kafka": {"topic": dlq}}},
         )
+        manifest["spec"]["runtime"] = {"processing": processing}
         kafka = manifest["spec"]["source"]["kafka"]
         kafka.update(valueFormat="avro", schemaRegistry={"url": schema_registry})
         with RuntimeThread(manifest) as runtime:
@@ -246,11 +255,13 @@ def test_records_that_cannot_be_decoded_are_dead_lettered_with_their_bytes(
         assert headers["sluice.error.reason"].startswith(reason), headers["sluice.error.reason"]
 
 
+@PROCESSING
 def test_protobuf_and_json_schema_values_are_decoded(
     kafka_bootstrap: str,
     schema_registry: str,
     registry: SchemaRegistryClient,
     make_topic: Callable[..., str],
+    processing: str,
 ) -> None:
     proto_topic, json_topic = make_topic(), make_topic()
     # Struct and Timestamp: well-known types, mapped to JSON as the Protobuf mapping says.
@@ -309,6 +320,7 @@ def test_protobuf_and_json_schema_values_are_decoded(
                 },
                 window={"maxMessages": 10, "maxInterval": "100ms"},
             )
+            manifest["spec"]["runtime"] = {"processing": processing}
             kafka = manifest["spec"]["source"]["kafka"]
             kafka.update(valueFormat=fmt, schemaRegistry={"url": schema_registry})
             with RuntimeThread(manifest):
@@ -353,11 +365,13 @@ class _Pipe(socketserver.BaseRequestHandler):
                     (upstream if source is self.request else self.request).sendall(data)
 
 
+@PROCESSING
 def test_a_registry_down_at_start_holds_the_records_until_it_comes_back(
     kafka_bootstrap: str,
     schema_registry: str,
     registry: SchemaRegistryClient,
     make_topic: Callable[..., str],
+    processing: str,
 ) -> None:
     topic = make_topic()
     values = serializer(registry, ORDER_V1)
@@ -375,6 +389,7 @@ def test_a_registry_down_at_start_holds_the_records_until_it_comes_back(
             window={"maxMessages": 100, "maxInterval": "100ms"},
             delivery={"errorTolerance": "all"},  # an outage must not fail records even so
         )
+        manifest["spec"]["runtime"] = {"processing": processing}
         kafka = manifest["spec"]["source"]["kafka"]
         kafka.update(
             valueFormat="avro",
@@ -458,11 +473,13 @@ def test_a_udf_sees_decoded_records_and_bad_ones_are_dead_lettered(
     assert headers["sluice.error.reason"].startswith("DESERIALIZATION_ERROR: not in the")
 
 
+@PROCESSING
 def test_record_format_source_filters_on_decoded_fields_and_sends_the_bytes_as_read(
     kafka_bootstrap: str,
     schema_registry: str,
     registry: SchemaRegistryClient,
     make_topic: Callable[..., str],
+    processing: str,
 ) -> None:
     topic = make_topic()
     values = serializer(registry, ORDER_V1)
@@ -479,6 +496,7 @@ def test_record_format_source_filters_on_decoded_fields_and_sends_the_bytes_as_r
             window={"maxMessages": 10, "maxInterval": "100ms"},
         )
         manifest["spec"]["sink"]["recordFormat"] = "source"
+        manifest["spec"]["runtime"] = {"processing": processing}
         kafka = manifest["spec"]["source"]["kafka"]
         kafka.update(valueFormat="avro", schemaRegistry={"url": schema_registry})
         with RuntimeThread(manifest) as runtime:

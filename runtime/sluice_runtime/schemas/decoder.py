@@ -82,6 +82,44 @@ class RecordDecoder:
             envelope["keySchemaId"] = key_schema
         return envelope
 
+    def schema_check(self, on_first: Callable[[str, int], None]) -> Callable[[Record], None]:
+        """For records decoded in another process (the runtime's worker): a check of a
+        record's headers that raises as :meth:`envelope` would for bytes not in the wire
+        format or a schema the registry does not hold, and SchemaNotCached when a schema
+        must be fetched first; it decodes nothing. ``on_first(format, id)`` is told of each
+        schema the first time a record names it, once it is cached."""
+        value = self._header_check(self.value_format, on_first)
+        key = self._header_check(self.key_format, on_first)
+
+        def check(record: Record) -> None:
+            if value is not None and record.value is not None:
+                value(record.value)
+            if key is not None and record.key is not None:
+                key(record.key)
+
+        return check
+
+    def _header_check(
+        self, fmt: RecordFormat, on_first: Callable[[str, int], None]
+    ) -> Callable[[bytes], None] | None:
+        if fmt not in REGISTRY_FORMATS:
+            return None  # text, bytes and JSON decode without a schema
+        registry = self.registry
+        assert registry is not None  # the spec's validator requires one for these formats
+        known: set[bytes] = set()  # headers of cached schemas, as in _side
+
+        def check(raw: bytes) -> None:
+            header = raw[:HEADER_SIZE]
+            if header in known:
+                return
+            found = schema_id(raw)
+            if registry.cached(fmt, found) is None:
+                raise SchemaNotCached(fmt, found)
+            on_first(fmt, found)
+            known.add(header)
+
+        return check
+
     def _side(self, fmt: RecordFormat) -> Side:
         if fmt == "json":
             return _json

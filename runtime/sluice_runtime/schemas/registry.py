@@ -115,6 +115,23 @@ class Registry:
             raise DecodeError(missing.error.code, missing.error.detail)
         return None
 
+    def schema(self, fmt: str, schema_id: int) -> RegistrySchema | None:
+        """The schema behind a cached decoder, as fetched: what a worker process, which
+        cannot ask the registry, compiles for itself (``install``)."""
+        return self._schemas.get((schema_id, fmt == "protobuf"))
+
+    def install(
+        self, fmt: str, schema_id: int, schema: RegistrySchema, compile_schema: Compiler
+    ) -> None:
+        """Cache the decoder of a schema fetched elsewhere (by the runtime, for its worker);
+        one that does not compile fails its records as in :meth:`resolve`."""
+        with self._lock:
+            self._schemas[schema_id, fmt == "protobuf"] = schema
+            try:
+                self.decoders[fmt, schema_id] = compile_schema(schema, schema_id)
+            except DecodeError as error:
+                self._missing[fmt, schema_id] = _Unusable(error, time.monotonic() + NOT_FOUND_TTL)
+
     def resolve(self, fmt: str, schema_id: int, compile_schema: Compiler) -> None:
         """Fetch and compile schema ``schema_id`` (blocking: call off the event loop).
         Afterwards :meth:`cached` answers for it; RegistryUnavailable when the registry

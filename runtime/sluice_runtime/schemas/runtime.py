@@ -1,5 +1,6 @@
 """How the runtime runs the decode stage: schemas fetched off the event loop, then the
-records decoded in the loop (CPU only, from the cache).
+records decoded from the cache (CPU only): in the loop, or in the worker process
+(``spec.runtime.processing: worker``, and always with a UDF), which is given the schemas.
 
 A record whose schema is not cached waits while the schema is fetched in a thread (retried
 while the registry is down), then is processed again; the records after it in its chunk
@@ -9,13 +10,15 @@ wait with it, so the partition's order holds and nothing past it can be committe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from sluice_runtime.config import Connector, KafkaSource
-from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.processors import ChunkProcessor, Processed, Processor
 from sluice_runtime.records import Record, RecordFailure
 from sluice_runtime.schemas.decoder import RecordDecoder, SchemaNotCached, compiler_for
 from sluice_runtime.schemas.wire import DecodeError
+
+if TYPE_CHECKING:
+    from sluice_runtime.udf_pool import WorkerPool
 
 
 def build_chunk_processor(process: Processor, decoder: RecordDecoder) -> ChunkProcessor:
@@ -37,19 +40,30 @@ def build_chunk_processor(process: Processor, decoder: RecordDecoder) -> ChunkPr
     return process_chunk
 
 
-def build_udf_chunk_processor(run_udf: ChunkProcessor, decoder: RecordDecoder) -> ChunkProcessor:
-    """For a UDF in its worker process (which holds no Secrets, so cannot ask the registry):
-    records are decoded here and handed to the worker with their key and value as JSON;
-    the results keep to the original records, so a dead-lettered record keeps its bytes."""
+def build_worker_chunk_processor(pool: WorkerPool, decoder: RecordDecoder) -> ChunkProcessor:
+    """For records decoded in the worker process, which holds no Secrets and so cannot ask
+    the registry: the schemas they name are fetched here and handed to the pool, which
+    gives each worker those it has not had; the bytes go to the worker as read. A record
+    whose header cannot be used fails here, without a trip to the worker."""
     fetch = _fetcher(decoder)
+    registry = decoder.registry
+
+    def give(fmt: str, schema_id: int) -> None:
+        assert registry is not None  # only registry formats name schemas
+        schema = registry.schema(fmt, schema_id)
+        assert schema is not None  # cached: the check found its decoder
+        pool.add_schema(fmt, schema_id, schema)
+
+    check = decoder.schema_check(give)
 
     async def process_chunk(records: list[Record]) -> list[Processed]:
         results: list[Processed | None] = []
-        decoded: list[Record] = []
+        sent: list[Record] = []
         for record in records:
             while True:
                 try:
-                    decoded.append(_as_json(record, decoder))
+                    check(record)
+                    sent.append(record)
                     results.append(None)
                     break
                 except SchemaNotCached as miss:
@@ -57,10 +71,9 @@ def build_udf_chunk_processor(run_udf: ChunkProcessor, decoder: RecordDecoder) -
                 except DecodeError as error:
                     results.append(RecordFailure("decode", error.reason))
                     break
-                except Exception as error:
-                    results.append(RecordFailure("decode", f"{type(error).__name__}: {error}"))
-                    break
-        produced = iter(await run_udf(decoded) if decoded else [])
+        if len(sent) == len(records):
+            return await pool.process(sent)
+        produced = iter(await pool.process(sent) if sent else [])
         return [next(produced) if result is None else result for result in results]
 
     return process_chunk
@@ -75,28 +88,3 @@ def _fetcher(decoder: RecordDecoder) -> Callable[[SchemaNotCached], Awaitable[No
         await registry.fetch_async(miss.fmt, miss.schema_id, compiler_for(miss.fmt))
 
     return fetch
-
-
-def _as_json(record: Record, decoder: RecordDecoder) -> Record:
-    envelope = decoder.envelope(record)
-    key = None if record.key is None else exact_dumps(envelope["key"])
-    value = None if record.value is None else exact_dumps(envelope["value"])
-    return Record(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.timestamp,
-        key,
-        value,
-        record.headers,
-    )
-
-
-def with_json_formats(connector: Connector) -> Connector:
-    """The Connector as a UDF's worker sees it: keys and values arrive decoded, as JSON."""
-    spec = connector.spec
-    kafka: KafkaSource = spec.source.kafka.model_copy(
-        update={"key_format": "json", "value_format": "json"}
-    )
-    source = spec.source.model_copy(update={"kafka": kafka})
-    return connector.model_copy(update={"spec": spec.model_copy(update={"source": source})})
