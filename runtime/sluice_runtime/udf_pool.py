@@ -58,6 +58,7 @@ _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")
 
 UDF_FIELD = ("spec", "transform", "udf")
 PROCESSING_FIELD = ("spec", "runtime", "processing")
+_NO_SCHEMAS = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)  # most chunks bring none
 
 
 class UdfStartError(SpecError):
@@ -291,11 +292,11 @@ class WorkerPool:
                     await asyncio.wait([worker.waiting[-1]])
                 worker = await self._current()
             # Sent in order and read in order: a schema arrives before the records after it.
-            given = [
-                (*key, kept) for key, kept in self.schemas.items() if key not in worker.schemas
-            ]
-            worker.schemas.update(self.schemas)
-            schemas = pickle.dumps(given, protocol=pickle.HIGHEST_PROTOCOL)
+            schemas = _NO_SCHEMAS
+            if len(worker.schemas) < len(self.schemas):
+                given = [(*k, v) for k, v in self.schemas.items() if k not in worker.schemas]
+                worker.schemas.update(self.schemas)
+                schemas = pickle.dumps(given, protocol=pickle.HIGHEST_PROTOCOL)
             answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             worker.waiting.append(answered)
             # The worker answers in order: this chunk's deadline covers those ahead of it.

@@ -42,7 +42,12 @@ from sluice_runtime.envelope import encode_envelope
 from sluice_runtime.exactjson import dumps as exact_dumps
 from sluice_runtime.exactjson import loads as exact_loads
 from sluice_runtime.records import ENVELOPE, Record, RecordFailure, Stage
-from sluice_runtime.schemas.decoder import RecordDecoder, SchemaNotCached, needs_decoder
+from sluice_runtime.schemas.decoder import (
+    RecordDecoder,
+    SchemaNotCached,
+    compiler_for,
+    needs_decoder,
+)
 from sluice_runtime.schemas.registry import Registry
 from sluice_runtime.schemas.wire import SCHEMA_NOT_FOUND
 
@@ -90,7 +95,6 @@ def main() -> int:
     from sluice_runtime.config import load_connector
     from sluice_runtime.logs import setup_logging
     from sluice_runtime.processors import build_processor
-    from sluice_runtime.schemas.decoder import compiler_for
 
     hello = read_frame(conversation_in)
     if hello is None:
